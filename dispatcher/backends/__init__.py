@@ -1,0 +1,1 @@
+"""Backends run a validated submission: ``local`` (processes) and ``kubernetes`` (Jobs)."""

@@ -1,0 +1,54 @@
+"""The one interface both backends implement, and what they are given."""
+
+import dataclasses
+from typing import Protocol
+
+from dispatcher import records
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    """A validated evaluation, ready to run. ``command`` is the user's command, unwrapped."""
+
+    eval_id: str
+    command: list[str]
+    image: str
+    timeout_seconds: float
+    resources: records.Resources
+    env: dict[str, str]
+    labels: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scheduled:
+    """What a backend reports once it has taken a submission."""
+
+    job_name: str
+
+
+class Backend(Protocol):
+    """Backends publish their own events (``scheduled``, ``pending``, verdicts, ``cancelled``)
+    through ``sidecar.streams.Publisher`` with ``source="dispatcher"``; the status store hears
+    of them through the global stream like of any other event."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open clients, start background work (reconciler, workers). Called once."""
+
+    async def close(self) -> None:
+        """Stop background work and release what ``start`` opened."""
+
+    async def submit(self, submission: Submission) -> Scheduled:
+        """Take the submission or raise ``errors.QueueFullError`` /
+        ``errors.BackendUnavailableError``. Must not leave anything half-created on failure."""
+        ...
+
+    async def cancel(self, eval_id: str) -> bool:
+        """Stop the evaluation (kill the process group / delete the Job). True if something was
+        stopped; the caller publishes ``cancelled``."""
+        ...
+
+    async def ready(self) -> bool:
+        """Readiness: can the backend take work right now."""
+        ...

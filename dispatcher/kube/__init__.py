@@ -1,0 +1,1 @@
+"""The Kubernetes backend: Job template rendering, pod instrumentation, Jobs, reconciler."""

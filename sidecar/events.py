@@ -1,0 +1,114 @@
+"""The event schema: one owner for what every producer publishes and every consumer reads.
+
+Producers are the sidecar (``running``, ``output``, the first terminal verdict) and the
+dispatcher (``accepted``, ``scheduled``, ``pending``, verified verdicts, cancels, errors).
+``v`` and ``seq`` are not set here: the publish script stamps them inside Redis, so ``seq``
+increases per evaluation across both producers and is never reused (see ``streams``).
+"""
+
+import enum
+import json
+import time
+from typing import Any, Literal
+
+import pydantic
+
+SCHEMA_VERSION = 1
+
+
+class EventType(enum.StrEnum):
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    RUNNING = "running"
+    OUTPUT = "output"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+TERMINAL_TYPES = frozenset(
+    {EventType.COMPLETED, EventType.FAILED, EventType.TIMEOUT, EventType.CANCELLED, EventType.ERROR}
+)
+
+# The original design's channels; a consumer written against it hears of every end.
+LEGACY_CHANNELS: dict[EventType, str] = {
+    EventType.RUNNING: "evaluation:running",
+    EventType.COMPLETED: "evaluation:completed",
+    EventType.FAILED: "evaluation:failed",
+    EventType.TIMEOUT: "evaluation:failed",
+    EventType.CANCELLED: "evaluation:failed",
+    EventType.ERROR: "evaluation:failed",
+}
+
+# Output and error tails carried by terminal events and legacy payloads.
+TAIL_LIMIT_CHARS = 64 * 1024
+
+Source = Literal["sidecar", "dispatcher"]
+
+
+class Event(pydantic.BaseModel):
+    """One event as published. Fields that do not apply to a type are left out of the JSON."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    v: int = SCHEMA_VERSION
+    seq: int = 0
+    eval_id: str
+    type: EventType
+    ts: float = pydantic.Field(default_factory=time.time)
+    source: Source
+    # accepted / scheduled
+    job_name: str | None = None
+    # pending / timeout / cancelled / error, and failed when the kubelet gives one (OOMKilled)
+    reason: str | None = None
+    # running
+    started_at: float | None = None
+    # output
+    stream: Literal["stdout", "stderr"] | None = None
+    offset: int | None = None
+    data: str | None = None
+    # terminal
+    exit_code: int | None = None
+    signal: int | None = None
+    duration_seconds: float | None = None
+    output: str | None = None
+    error: str | None = None
+    truncated: bool | None = None
+    verified: bool | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL_TYPES
+
+    def body_json(self) -> str:
+        """The JSON published, less ``v`` and ``seq``, which the publish script prepends."""
+        return self.model_dump_json(exclude_none=True, exclude={"v", "seq"})
+
+    def legacy_payload(self) -> str | None:
+        """The payload for ``evaluation:*`` channels, or None for types they do not carry."""
+        if self.type not in LEGACY_CHANNELS:
+            return None
+        payload: dict[str, Any] = {
+            "eval_id": self.eval_id,
+            "exit_code": self.exit_code,
+            "output": self.output or "",
+            "error": self.error or "",
+            "duration_seconds": self.duration_seconds,
+            "timestamp": self.ts,
+        }
+        if self.type in (EventType.TIMEOUT, EventType.CANCELLED, EventType.ERROR):
+            payload["status"] = self.type.value
+            payload["reason"] = self.reason
+        return json.dumps(payload, separators=(",", ":"))
+
+
+def parse(raw: str | bytes) -> Event:
+    """Read one published event (as stored in a stream entry's ``event`` field)."""
+    return Event.model_validate_json(raw)
+
+
+def tail(text: str, limit: int = TAIL_LIMIT_CHARS) -> str:
+    return text if len(text) <= limit else text[-limit:]

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds every Go tool the chart checks and the test cluster need, from the Go module proxy, into
+# a cache outside the repo. A tool already in the cache is reused, so a warm run costs seconds.
+#   usage: tests/cluster/build-tools.sh [TOOL...]     (default: all, in the order below)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/cluster/versions.sh
+. "$here/versions.sh"
+mkdir -p "$CRUCIBLE_BIN" "$GOMODCACHE" "$GOCACHE"
+
+stamp() { date +%s; }
+log() { printf '[build-tools] %s\n' "$*" >&2; }
+
+# A throwaway module that requires MODULE@VERSION; replace/exclude directives of a dependency
+# are ignored by Go, which is why `go install` fails for kubernetes and etcd and this works.
+wrapper_module() {
+  local dir=$1
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  go mod init crucible.invalid/toolbuild >/dev/null 2>&1
+}
+
+build_helm() {
+  GOBIN="$CRUCIBLE_BIN/tmp-helm" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-helm/helm" "$1" && rmdir "$CRUCIBLE_BIN/tmp-helm"
+}
+
+build_ct() {
+  GOBIN="$CRUCIBLE_BIN/tmp-ct" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=v$CT_VERSION" \
+    "github.com/helm/chart-testing/v3/ct@v$CT_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-ct/ct" "$1" && rmdir "$CRUCIBLE_BIN/tmp-ct"
+}
+
+build_actionlint() {
+  GOBIN="$CRUCIBLE_BIN/tmp-al" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-al/actionlint" "$1" && rmdir "$CRUCIBLE_BIN/tmp-al"
+}
+
+build_coredns() {
+  GOBIN="$CRUCIBLE_BIN/tmp-coredns" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@v$COREDNS_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-coredns/coredns" "$1" && rmdir "$CRUCIBLE_BIN/tmp-coredns"
+}
+
+build_etcd() {
+  local out=$1 work="$CRUCIBLE_CACHE/work/etcd"
+  wrapper_module "$work"
+  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out" go.etcd.io/etcd/server/v3
+}
+
+build_kubernetes() {
+  local out=$1 work="$CRUCIBLE_CACHE/work/kubernetes" minor=${KUBE_VERSION#1.} gomod m p ld
+  wrapper_module "$work"
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  # Pin every staging module to the matching v0.x tag, derived from upstream's own go.mod.
+  for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
+    go mod edit -replace="$m=$m@v0.$minor"
+  done
+  go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION" -go=1.24.0
+  ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=v$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${minor%%.*}"
+    ld+=" -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000"
+    ld+=" -X $p.buildDate=2026-01-01T00:00:00Z"
+  done
+  mkdir -p "$out.tmp"
+  CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ld" -o "$out.tmp/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+
+target_path() {
+  case $1 in
+    helm) echo "$CRUCIBLE_BIN/helm-$HELM_VERSION" ;;
+    ct) echo "$CRUCIBLE_BIN/ct-$CT_VERSION" ;;
+    actionlint) echo "$CRUCIBLE_BIN/actionlint-$ACTIONLINT_VERSION" ;;
+    coredns) echo "$CRUCIBLE_BIN/coredns-$COREDNS_VERSION" ;;
+    etcd) echo "$CRUCIBLE_BIN/etcd-$ETCD_VERSION" ;;
+    kubernetes) echo "$CRUCIBLE_BIN/kubernetes-$KUBE_VERSION" ;;
+    *) log "unknown tool $1"; exit 2 ;;
+  esac
+}
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(helm ct actionlint kubernetes etcd coredns)
+for tool in "${tools[@]}"; do
+  out=$(target_path "$tool")
+  if [ -e "$out" ]; then
+    log "$tool: cached at $out"
+    continue
+  fi
+  start=$(stamp)
+  log "$tool: building into $out"
+  ( "build_$tool" "$out" )
+  log "$tool: built in $(( $(stamp) - start )) s"
+done

@@ -1,0 +1,15 @@
+# Pinned versions and cache locations of every tool built from the Go module proxy.
+# Sourced by the cluster and chart scripts; a version bump here rebuilds only that tool.
+KUBE_VERSION=${KUBE_VERSION:-1.34.4}
+ETCD_VERSION=${ETCD_VERSION:-3.6.16}
+COREDNS_VERSION=${COREDNS_VERSION:-1.14.7}
+HELM_VERSION=${HELM_VERSION:-3.21.4}
+CT_VERSION=${CT_VERSION:-3.14.0}
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-1.7.12}
+
+CRUCIBLE_CACHE=${CRUCIBLE_CACHE:-$HOME/.cache/crucible}
+CRUCIBLE_BIN=$CRUCIBLE_CACHE/bin
+export GOMODCACHE=${CRUCIBLE_GOMODCACHE:-$CRUCIBLE_CACHE/go/mod}
+export GOCACHE=${CRUCIBLE_GOCACHE:-$CRUCIBLE_CACHE/go/build}
+export GOFLAGS=${GOFLAGS:-}
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}

@@ -1,0 +1,34 @@
+"""Fixtures every tier shares: a real Redis server for the session, a clean database per test."""
+
+import pathlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio
+
+from tests import redisproc
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redisproc.RedisProcess]:
+    server = redisproc.RedisProcess(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: redisproc.RedisProcess) -> AsyncIterator[str]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_server.url
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: pathlib.Path) -> Iterator[redisproc.RedisProcess]:
+    """A server of the test's own, for tests that kill and restart it."""
+    server = redisproc.RedisProcess(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
