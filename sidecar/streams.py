@@ -17,7 +17,6 @@ passes the same ``token`` and gets the first result back instead of a second cop
 
 import dataclasses
 import importlib.resources
-from typing import Any
 
 import redis.asyncio
 
@@ -60,7 +59,7 @@ class Published:
 class Publisher:
     """Publishes events through the script; one per Redis client."""
 
-    def __init__(self, client: "redis.asyncio.Redis[Any]", limits: Limits = Limits()) -> None:
+    def __init__(self, client: redis.asyncio.Redis, limits: Limits = Limits()) -> None:
         self._script = client.register_script(_SCRIPT)
         self._limits = limits
 

@@ -6,7 +6,8 @@ Layout of ``$CRUCIBLE_STATE_DIR`` (default ``/crucible/state``)::
     stdout         the child's stdout, appended as it arrives, capped (truncation marker at the end)
     stderr         the same for stderr
     exit.json      written once, atomically, after stdout/stderr are flushed and closed
-    sidecar.ready  written by the sidecar once it watches the directory (startup probe, local backend)
+    sidecar.ready  written by the sidecar once it watches the directory
+                   (startup probe, local backend)
 
 JSON records are written to a temporary file in the same directory and renamed into place, so a
 reader sees either nothing or the whole record, never half of one.
@@ -14,6 +15,7 @@ reader sees either nothing or the whole record, never half of one.
 This module is imported by the sidecar, so it must stay standard-library only and valid Python 3.8.
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -38,6 +40,8 @@ TRUNCATION_MARKER = b"\n[crucible: output truncated at the cap]\n"
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 EXIT_SIGNAL_BASE = 128
+# The wrapper itself failed (state dir unusable, internal error): GNU timeout's and env's code.
+EXIT_WRAPPER_FAILED = 125
 
 
 def state_dir_from_env() -> str:
@@ -74,16 +78,16 @@ def write_json_atomic(directory: str, name: str, record: Dict[str, Any]) -> None
     """Write ``record`` as ``directory/name`` so that readers never see a partial file."""
     fd, tmp = tempfile.mkstemp(prefix="." + name + ".", dir=directory)
     try:
+        # mkstemp makes the file 0600; the sidecar may run as another user of the pod's fsGroup.
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # No fsync: readers are on the same kernel, and the volume dies with the pod, so
+            # rename alone gives what they need (all or nothing) without a disk flush per record.
             json.dump(record, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, os.path.join(directory, name))
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

@@ -1,6 +1,42 @@
-"""Settings group of the Kubernetes backend (owner: dispatcher/kube/)."""
+"""Settings group of the Kubernetes backend (owner: dispatcher/kube/).
+
+The dispatcher's settings class nests this as ``kubernetes``; with the dispatcher's prefix and
+``__`` as nested delimiter an environment variable looks like
+``CRUCIBLE_DISPATCHER_KUBERNETES__SIDECAR_MODE=plain``.
+"""
+
+from typing import Annotated, Literal
 
 import pydantic
+
+# A Kubernetes resource quantity such as "100m", "1", "256Mi".
+Quantity = Annotated[
+    str, pydantic.StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9.]+[A-Za-z]{0,2}$")
+]
+
+
+class ContainerResources(pydantic.BaseModel):
+    """Requests and limits of one of crucible's own containers (not the user's)."""
+
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    cpu_request: Quantity = "10m"
+    """CPU request; small, so crucible's containers do not eat into scheduling capacity."""
+
+    memory_request: Quantity = "32Mi"
+    """Memory request."""
+
+    cpu_limit: Quantity = "1"
+    """CPU limit; generous, because a throttled copy or publisher delays every evaluation."""
+
+    memory_limit: Quantity = "128Mi"
+    """Memory limit."""
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
 
 
 class KubernetesConfig(pydantic.BaseModel):
@@ -11,3 +47,120 @@ class KubernetesConfig(pydantic.BaseModel):
 
     job_template_path: str = "/etc/crucible/job-template.yaml"
     """The operator-owned Job template (mounted from the chart's ConfigMap)."""
+
+    kubeconfig_path: str | None = None
+    """A kubeconfig file to use. Unset: in-cluster config when running in a pod, else the
+    ``KUBECONFIG`` environment variable or ``~/.kube/config``."""
+
+    kubeconfig_context: str | None = None
+    """Context inside the kubeconfig; unset means its current context."""
+
+    instance: str = pydantic.Field(
+        default="crucible", max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    )
+    """Value of the ``crucible.dev/instance`` label (the Helm release name): the reconciler and
+    the orphan sweep only touch Jobs of their own instance."""
+
+    platform_image: str = "ghcr.io/crucible/crucible:0.1.0"
+    """Image holding the sidecar and the wrapper file (used by the init and sidecar containers)."""
+
+    platform_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Pull policy of the platform image."""
+
+    wrapper_source_path: str = "/opt/crucible/crucible-wrapper"
+    """Where the wrapper zipapp lives inside the platform image."""
+
+    wrapper_python: str = "python"
+    """Interpreter that runs the wrapper inside the executor image (must be on its PATH)."""
+
+    main_container: str | None = None
+    """Name of the container that runs the user's command; unset means the template's first."""
+
+    sidecar_mode: Literal["native", "plain"] = "native"
+    """``native``: the sidecar is an init container with ``restartPolicy: Always`` and a startup
+    probe, so user code starts only once it watches (Kubernetes >= 1.29). ``plain``: an ordinary
+    container that exits after the terminal event, for older clusters."""
+
+    sidecar_redis_url: str = "redis://crucible-redis:6379/0"
+    """Redis URL as seen from evaluation pods; may carry the sidecar's ACL user name."""
+
+    redis_password_secret: str | None = None
+    """Secret holding the sidecar ACL user's password; mounted into the sidecar container only.
+    Unset: the sidecar connects without a password."""
+
+    redis_password_secret_key: str = "password"
+    """Key of the password inside that Secret."""
+
+    service_account_name: str | None = None
+    """Service account of evaluation pods (the chart's token-less, right-less one). Unset keeps
+    what the template says, else ``default``."""
+
+    run_as_user: int | None = pydantic.Field(default=65532, ge=1)
+    """Pod-level ``runAsUser``/``runAsGroup``/``fsGroup`` applied when the template sets none, so
+    executor images whose USER is root still start under ``runAsNonRoot``. None: leave unset."""
+
+    grace_seconds: float = pydantic.Field(default=5.0, ge=0, le=300)
+    """Wrapper's grace between SIGTERM and SIGKILL once the evaluation's timeout is reached."""
+
+    deadline_margin_seconds: int = pydantic.Field(default=60, ge=0, le=3600)
+    """Added to timeout + grace for the Job's ``activeDeadlineSeconds`` (the backstop). The
+    deadline counts from the Job's start, so this must cover scheduling and image pulls; raise
+    it where executor images are large and not pre-pulled."""
+
+    ttl_seconds_after_finished: int = pydantic.Field(default=300, ge=0)
+    """Finished Jobs are removed by Kubernetes after this; the reconciler records the verdict
+    long before."""
+
+    termination_grace_period_seconds: int = pydantic.Field(default=10, ge=1, le=300)
+    """Pod's grace on delete (cancel): time for the wrapper to forward SIGTERM and write exit."""
+
+    bin_volume_size: Quantity = "16Mi"
+    """``sizeLimit`` of the ``crucible-bin`` emptyDir holding the wrapper."""
+
+    state_volume_size: Quantity = "64Mi"
+    """``sizeLimit`` of the ``crucible-state`` emptyDir (output files are capped at 8 MiB each)."""
+
+    init_resources: ContainerResources = ContainerResources()
+    """Resources of the init container that copies the wrapper."""
+
+    sidecar_resources: ContainerResources = ContainerResources(memory_limit="256Mi")
+    """Resources of the sidecar."""
+
+    plain_sidecar_linger_seconds: float = pydantic.Field(default=30.0, ge=0)
+    """``plain`` mode: how long the sidecar may outlive the main container (it normally exits
+    after publishing the end) before the reconciler deletes the Job to end the pod."""
+
+    sidecar_probe_period_seconds: int = pydantic.Field(default=1, ge=1, le=10)
+    """Period of the sidecar's startup probe: the most it can delay the start of user code."""
+
+    sidecar_startup_timeout_seconds: int = pydantic.Field(default=120, ge=5)
+    """The pod fails if the sidecar does not watch the state directory within this."""
+
+    user_labels_as: Literal["labels", "annotations"] = "labels"
+    """Where a submission's labels go, under the ``user.crucible.dev/`` prefix: as labels
+    (selectable, values must be valid label values) or as annotations (any value)."""
+
+    pending_grace_seconds: float = pydantic.Field(default=120.0, gt=0)
+    """How long a pod may wait on an image pull or for a node before the evaluation becomes
+    ``error`` and its Job is deleted; ``pending`` with the reason is published before that."""
+
+    resync_interval_seconds: float = pydantic.Field(default=300.0, gt=0)
+    """Relist Jobs and Pods this often even when the watches are healthy."""
+
+    watch_timeout_seconds: int = pydantic.Field(default=120, ge=5)
+    """Server-side timeout of one watch request; a new watch resumes from the last version."""
+
+    tick_seconds: float = pydantic.Field(default=5.0, gt=0)
+    """How often time-based decisions (pending grace) are re-evaluated without new events."""
+
+    orphan_min_age_seconds: float = pydantic.Field(default=60.0, ge=0)
+    """Jobs with crucible's labels but no evaluation record, older than this, are deleted."""
+
+    cancel_tombstone_seconds: int = pydantic.Field(default=3600, ge=60)
+    """How long a cancel is remembered, so a submission that raced it deletes its new Job."""
+
+    api_threads: int = pydantic.Field(default=4, ge=1, le=64)
+    """Threads for blocking Kubernetes API calls (the event loop never blocks on them)."""
+
+    api_timeout_seconds: float = pydantic.Field(default=15.0, gt=0)
+    """Timeout of one API request (not of watches)."""

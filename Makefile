@@ -1,0 +1,64 @@
+# Two commands matter (README): `make run` starts crucible locally, `make test` runs every check.
+# Everything built or downloaded lives in $(CACHE), outside the repo, and is reused when present.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CACHE ?= $(HOME)/.cache/crucible
+VENV ?= $(CACHE)/venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+PYTHON ?= python3
+
+.PHONY: run test venv lint chart-check unit integration e2e tools cluster-up cluster-down \
+	images bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+## run: start crucible (local backend, embedded Redis) on http://127.0.0.1:8080
+run: venv
+	$(VENV)/bin/crucible serve
+
+## test: lint, chart checks, unit + integration tests, end-to-end tests (skip without a cluster)
+test: lint chart-check
+	$(PY) -m pytest tests
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/vermin --target=3.8- --violations --no-tips --eval-annotations wrapper/
+
+chart-check: venv
+	tests/cluster/build-tools.sh helm ct actionlint
+	PATH=$(VENV)/bin:$$PATH tests/chart/check.sh
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv
+	$(PY) -m pytest tests/integration
+
+e2e: venv
+	$(PY) -m pytest tests/e2e
+
+tools:
+	tests/cluster/build-tools.sh
+
+images: venv
+	PATH=$(VENV)/bin:$$PATH tests/cluster/images.sh
+
+cluster-up: tools images
+	tests/cluster/up.sh
+
+cluster-down:
+	tests/cluster/down.sh
+
+bench: venv
+	for b in bench/*.py; do $(PY) $$b; done
+
+clean-venv:
+	rm -rf $(VENV)

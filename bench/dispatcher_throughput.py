@@ -1,0 +1,140 @@
+"""Accepted submissions per second through the dispatcher's HTTP API.
+
+A real ``crucible serve`` process (local backend with concurrency 0: submissions are validated,
+recorded in Redis, published and queued, never run) and a Redis-compatible server of its own;
+N concurrent clients in this process POST /v1/evaluations over loopback. Prints req/s and
+latency percentiles and writes bench/results/dispatcher_throughput.json.
+
+    python bench/dispatcher_throughput.py [--requests 3000] [--clients 32]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+import aiohttp
+
+from dispatcher.embedded_redis import EmbeddedRedis, free_port
+
+RESULTS = pathlib.Path(__file__).parent / "results" / "dispatcher_throughput.json"
+BODY = {
+    "code": "print('hello from the benchmark')",
+    "timeout_seconds": 30,
+    "resources": {"cpu": "250m", "memory": "256Mi"},
+    "env": {"BENCH": "1"},
+    "labels": {"suite": "bench"},
+}
+
+
+def start_server(redis_url: str, port: int, work: pathlib.Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_PORT": str(port),
+        "CRUCIBLE_LOCAL__CONCURRENCY": "0",
+        "CRUCIBLE_LOCAL__QUEUE_SIZE": "1000000",
+        "CRUCIBLE_LOCAL__WORK_ROOT": str(work),
+        "CRUCIBLE_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "dispatcher"]
+    log = open(work / "serve.log", "wb")  # noqa: SIM115 - inherited by the child
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError((work / "serve.log").read_text())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("dispatcher did not become ready")
+
+
+async def load(url: str, total: int, clients: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    remaining = iter(range(total))
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for _ in remaining:
+                started = time.perf_counter()
+                async with session.post(url, json=BODY) as response:
+                    await response.read()
+                latencies.append(time.perf_counter() - started)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": total,
+        "clients": clients,
+        "seconds": round(elapsed, 3),
+        "requests_per_second": round(total / elapsed, 1),
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 2),
+            "p90": round(latencies[int(len(latencies) * 0.90) - 1] * 1000, 2),
+            "p99": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "max": round(latencies[-1] * 1000, 2),
+        },
+        "statuses": statuses,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
+        work = pathlib.Path(tmp)
+        with EmbeddedRedis(work / "redis") as redis_server:
+            port = free_port()
+            server = start_server(redis_server.url, port, work)
+            try:
+                url = f"http://127.0.0.1:{port}/v1/evaluations"
+                asyncio.run(load(url, args.warmup, args.clients))
+                result = asyncio.run(load(url, args.requests, args.clients))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    result.update(
+        {
+            "benchmark": "dispatcher_throughput",
+            "what": "POST /v1/evaluations accepted (validated, recorded, published, queued)",
+            "backend": "local, concurrency 0",
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "target_requests_per_second": 500,
+        }
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    latency = result["latency_ms"]
+    print(
+        f"{result['requests_per_second']} req/s over {args.requests} requests, "
+        f"{args.clients} clients; latency p50 {latency['p50']} ms, p99 {latency['p99']} ms; "
+        f"statuses {result['statuses']} -> {RESULTS}"
+    )
+    return 0 if set(result["statuses"]) == {201} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Wall time of a program writing 200 MB to stdout, with and without the wrapper.
+
+    python bench/wrapper_overhead.py [--runs 5] [--megabytes 200]
+
+Scenarios: a program writing 64 KiB blocks, its stdout a pipe the benchmark drains (as a
+container runtime does for ``kubectl logs``) or /dev/null; a program printing 128-byte lines (a
+more typical producer); the wrapper's start-up cost on ``true``. As a reference, the block
+writer through ``| cat``: what one extra pipe hop costs without any wrapper. Wrapped and
+unwrapped runs alternate so that background load hits both alike. Prints the figures and writes
+them to ``bench/results/wrapper_overhead.json``. Nothing is asserted: timings vary by machine.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wrapper import pack
+
+RESULTS = Path(__file__).resolve().parent / "results" / "wrapper_overhead.json"
+MIB = 1024 * 1024
+# A producer that does nothing but write: Python writing 64 KiB blocks to its stdout.
+BLOCK_WRITER = (
+    "import sys\n"
+    "chunk = b'x' * 65536\n"
+    "for _ in range({blocks}):\n"
+    "    sys.stdout.buffer.write(chunk)\n"
+)
+# A more typical one: print() of 128-byte lines.
+LINE_PRINTER = "line = 'y' * 127\nfor _ in range({lines}):\n    print(line)\n"
+
+
+def run_draining_pipe(argv: list[str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        received = 0
+        while chunk := os.read(fd, MIB):
+            received += len(chunk)
+        proc.wait()
+    return time.perf_counter() - started, received
+
+
+def run_to_devnull(argv: list[str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started, 0
+
+
+def summary(samples: list[float]) -> dict[str, Any]:
+    return {"best": min(samples), "median": statistics.median(samples), "all": samples}
+
+
+def measure(
+    runner: Callable[[list[str]], tuple[float, int]],
+    command: list[str],
+    wrapper_argv: list[str],
+    runs: int,
+    expected_bytes: int | None,
+) -> dict[str, Any]:
+    times: dict[str, list[float]] = {"unwrapped": [], "wrapped": []}
+    for _ in range(runs):
+        for label, argv in (("unwrapped", command), ("wrapped", [*wrapper_argv, *command])):
+            elapsed, received = runner(argv)
+            if expected_bytes is not None and received != expected_bytes:
+                raise SystemExit(f"{label}: got {received} bytes, expected {expected_bytes}")
+            times[label].append(elapsed)
+    result: dict[str, Any] = {label: summary(samples) for label, samples in times.items()}
+    for stat in ("best", "median"):
+        result[f"ratio_{stat}"] = result["wrapped"][stat] / result["unwrapped"][stat]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--megabytes", type=int, default=200, help="MiB the program writes")
+    args = parser.parse_args()
+
+    total = args.megabytes * MIB
+    python = [sys.executable, "-I", "-S", "-c"]
+    writer = [*python, BLOCK_WRITER.format(blocks=total // 65536)]
+    printer = [*python, LINE_PRINTER.format(lines=total // 128)]
+    # The least any extra pipe hop costs: the same writer through cat(1).
+    through_cat = ["sh", "-c", 'exec "$@" | cat', "sh", *writer]
+    with tempfile.TemporaryDirectory(prefix="crucible-bench-") as work:
+        app = pack.build(Path(work) / pack.FILE_NAME)
+        wrapper_argv = [sys.executable, "-I", "-S", str(app), "--state-dir", f"{work}/state", "--"]
+        scenarios = {
+            "pipe": measure(run_draining_pipe, writer, wrapper_argv, args.runs, total),
+            "devnull": measure(run_to_devnull, writer, wrapper_argv, args.runs, None),
+            "lines_pipe": measure(run_draining_pipe, printer, wrapper_argv, args.runs, total),
+            "startup_true": measure(run_to_devnull, ["true"], wrapper_argv, args.runs, None),
+        }
+        captured = os.path.getsize(f"{work}/state/stdout")
+        cat = summary([run_draining_pipe(through_cat)[0] for _ in range(args.runs)])
+
+    report = {
+        "benchmark": "wrapper_overhead",
+        "bytes_written": total,
+        "runs": args.runs,
+        "captured_bytes": captured,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "finished_at": time.time(),
+        "scenarios": scenarios,
+        "reference_pipe_via_cat": cat,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"{args.megabytes} MiB to stdout, {args.runs} runs each, load {os.getloadavg()[0]:.1f}")
+    print(f"{'scenario':<14}{'unwrapped s':>24}{'wrapped s':>24}{'ratio':>16}")
+    print(f"{'':<14}{'best / median':>24}{'best / median':>24}{'best / median':>16}")
+    for name, result in scenarios.items():
+        plain, wrapped = result["unwrapped"], result["wrapped"]
+        print(
+            f"{name:<14}"
+            f"{plain['best']:>12.3f} / {plain['median']:<9.3f}"
+            f"{wrapped['best']:>12.3f} / {wrapped['median']:<9.3f}"
+            f"{result['ratio_best']:>7.2f} / {result['ratio_median']:<6.2f}"
+        )
+    plain = scenarios["pipe"]["unwrapped"]
+    print(
+        f"reference: the block writer through '| cat' (one extra pipe hop, no wrapper): "
+        f"{cat['best']:.3f} / {cat['median']:.3f} s, "
+        f"ratio {cat['best'] / plain['best']:.2f} / {cat['median'] / plain['median']:.2f}"
+    )
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The aiohttp application: ``create_app(settings, backend, redis)``.
+
+The caller owns the Redis client (and closes it); the application owns the backend's lifetime
+(``start``/``close`` in a cleanup context) and the consumer task that keeps records current.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
+
+import redis.asyncio
+from aiohttp import web
+
+from dispatcher import app_keys, handlers, metrics, middlewares
+from dispatcher.backends.base import Backend
+from dispatcher.consumer import Consumer
+from dispatcher.settings import DispatcherSettings
+from dispatcher.sse import EventStream
+from dispatcher.store import Store
+from dispatcher.submissions import Submitter
+from sidecar import streams
+
+log = logging.getLogger(__name__)
+
+# JSON can spell one byte of code as six characters (\u0000); leave room for the other fields.
+_BODY_OVERHEAD_BYTES = 2**20
+_CONSUMER_KEY = web.AppKey("consumer", Consumer)
+
+
+def create_app(
+    settings: DispatcherSettings,
+    backend: Backend,
+    redis_client: redis.asyncio.Redis,
+    *,
+    registry: metrics.Registry | None = None,
+) -> web.Application:
+    registry = registry or metrics.Registry()
+    tokens = settings.tokens()
+    app = web.Application(
+        middlewares=[
+            middlewares.metrics_middleware(registry),
+            middlewares.error_middleware,
+            middlewares.auth_middleware(tokens),
+        ],
+        client_max_size=settings.limits.code_max_bytes * 6 + _BODY_OVERHEAD_BYTES,
+    )
+    store = Store(redis_client, ttl_seconds=settings.record_ttl_seconds)
+    stopping = asyncio.Event()
+    app[app_keys.SETTINGS] = settings
+    app[app_keys.REDIS] = redis_client
+    app[app_keys.BACKEND] = backend
+    app[app_keys.STORE] = store
+    app[app_keys.REGISTRY] = registry
+    app[app_keys.STOPPING] = stopping
+    app[app_keys.SUBMITTER] = Submitter(
+        backend=backend,
+        store=store,
+        publisher=streams.Publisher(redis_client, settings.streams),
+        registry=registry,
+    )
+    app[app_keys.EVENT_STREAM] = EventStream(
+        redis_client, store, heartbeat_seconds=settings.sse_heartbeat_seconds, stopping=stopping
+    )
+    app[_CONSUMER_KEY] = Consumer(redis_client, store, settings.consumer, registry=registry)
+    app.add_routes(handlers.routes)
+    app.cleanup_ctx.append(_backend_lifetime)
+    app.cleanup_ctx.append(_consumer_lifetime)
+    app.on_shutdown.append(_end_event_streams)
+    _register_load_gauge(registry, backend)
+    if not tokens:
+        log.warning(
+            "no API tokens configured: anyone who can reach %s:%s can run code "
+            "(allowed on loopback; set CRUCIBLE_API_TOKENS to require a bearer token)",
+            settings.host,
+            settings.port,
+        )
+    return app
+
+
+async def _backend_lifetime(app: web.Application) -> AsyncIterator[None]:
+    backend = app[app_keys.BACKEND]
+    await backend.start()
+    try:
+        yield
+    finally:
+        await backend.close()
+
+
+async def _consumer_lifetime(app: web.Application) -> AsyncIterator[None]:
+    consumer = app[_CONSUMER_KEY]
+    # Fails the start if Redis is unreachable, rather than serving without a status store.
+    await consumer.ensure_group()
+    task = asyncio.create_task(consumer.run(), name=f"consumer {consumer.name}")
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    app[app_keys.STOPPING].set()
+
+
+def _register_load_gauge(registry: metrics.Registry, backend: Backend) -> None:
+    """Backends that count their work (``queue_depth``, ``running``) get a gauge."""
+    if not all(isinstance(getattr(backend, n, None), int) for n in ("queue_depth", "running")):
+        return
+
+    def read() -> Mapping[metrics.Labels, float]:
+        return {
+            (("state", "queued"),): getattr(backend, "queue_depth"),  # noqa: B009
+            (("state", "running"),): getattr(backend, "running"),  # noqa: B009
+        }
+
+    registry.gauge(
+        "crucible_dispatcher_backend_evaluations",
+        "Evaluations the backend holds, by state (queued: waiting for a slot).",
+        read,
+    )

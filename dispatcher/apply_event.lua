@@ -1,0 +1,112 @@
+-- Applies one event to an evaluation record. Owner: dispatcher/store.py; the rules are stated
+-- (and tested against this script) in dispatcher/statuses.py: change both together.
+-- KEYS: 1 record hash, 2..10 status index sorted sets in the order of STATUSES below
+-- ARGV: 1 seq, 2 type, 3 source, 4 '1' if the event says verified, 5 ts (JSON),
+--       6.. name, JSON value pairs of the event's fields that are set
+-- Record hash values are JSON texts. Returns 1 if the record changed, 0 if not (no record,
+-- or a replay).
+local STATUSES = {'accepted', 'scheduled', 'pending', 'running', 'completed', 'failed',
+                  'timeout', 'cancelled', 'error'}
+local RANK = {accepted = 0, scheduled = 1, pending = 2, running = 3}
+local TERMINAL = {completed = true, failed = true, timeout = true, cancelled = true, error = true}
+local VERDICT = {'exit_code', 'signal', 'duration_seconds', 'output', 'error', 'truncated',
+                 'reason'}
+local key = KEYS[1]
+
+if redis.call('EXISTS', key) == 0 then return 0 end
+local seq = tonumber(ARGV[1])
+local last = tonumber(redis.call('HGET', key, 'last_seq') or '0')
+if seq <= last then return 0 end
+
+local etype, source, ts = ARGV[2], ARGV[3], ARGV[5]
+local by_dispatcher_verified = ARGV[4] == '1' and source == 'dispatcher'
+local ev = {}
+for i = 6, #ARGV, 2 do ev[ARGV[i]] = ARGV[i + 1] end
+local status = cjson.decode(redis.call('HGET', key, 'status'))
+local new_status = status
+local set = {last_seq = tostring(seq)}
+local del = {}
+
+local function shown(text)
+  if not text then return 'none' end
+  local value = cjson.decode(text)
+  if type(value) == 'string' then return value end
+  return text
+end
+
+local function progress()
+  if ev.job_name then set.job_name = ev.job_name end
+  if etype == 'scheduled' then set.scheduled_at = ts end
+  if etype == 'running' then set.started_at = ev.started_at or ts end
+  if RANK[etype] >= RANK[status] then
+    new_status = etype
+    if etype == 'pending' and ev.reason then set.reason = ev.reason end
+    if etype == 'running' then table.insert(del, 'reason') end
+  end
+end
+
+local function first_verdict()
+  new_status = etype
+  for _, name in ipairs(VERDICT) do
+    if ev[name] then set[name] = ev[name] else table.insert(del, name) end
+  end
+  set.finished_at = ts
+  set.verified = by_dispatcher_verified and 'true' or 'false'
+end
+
+local function confirmation()
+  set.verified = 'true'
+  if status == 'cancelled' then
+    for _, name in ipairs({'exit_code', 'signal'}) do
+      if ev[name] and redis.call('HEXISTS', key, name) == 0 then set[name] = ev[name] end
+    end
+    return
+  end
+  local notes = {}
+  local exits = {completed = true, failed = true}
+  if exits[status] and exits[etype] and etype ~= status then
+    new_status = etype
+    table.insert(notes, 'status ' .. status .. ' -> ' .. etype)
+  end
+  for _, name in ipairs({'exit_code', 'reason'}) do
+    local old = redis.call('HGET', key, name)
+    if ev[name] and ev[name] ~= old then
+      table.insert(notes, name .. ' ' .. shown(old) .. ' -> ' .. shown(ev[name]))
+      set[name] = ev[name]
+    end
+  end
+  if set.exit_code then
+    if ev.signal then set.signal = ev.signal else table.insert(del, 'signal') end
+  end
+  if #notes > 0 then set.correction = cjson.encode(table.concat(notes, ', ')) end
+end
+
+if etype == 'output' then
+  -- output only advances last_seq
+elseif RANK[etype] ~= nil then
+  if not TERMINAL[status] then progress() end
+elseif TERMINAL[etype] then
+  if not TERMINAL[status] then
+    first_verdict()
+  elseif by_dispatcher_verified and redis.call('HGET', key, 'verified') ~= 'true' then
+    confirmation()
+  end
+end
+
+if new_status ~= status then
+  set.status = cjson.encode(new_status)
+  local score = tonumber(cjson.decode(redis.call('HGET', key, 'created_at')))
+  local eval_id = cjson.decode(redis.call('HGET', key, 'eval_id'))
+  for i, name in ipairs(STATUSES) do
+    if name == status then redis.call('ZREM', KEYS[i + 1], eval_id) end
+    if name == new_status then redis.call('ZADD', KEYS[i + 1], score, eval_id) end
+  end
+end
+local pairs_out = {}
+for name, value in pairs(set) do
+  table.insert(pairs_out, name)
+  table.insert(pairs_out, value)
+end
+redis.call('HSET', key, unpack(pairs_out))
+if #del > 0 then redis.call('HDEL', key, unpack(del)) end
+return 1

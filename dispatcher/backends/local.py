@@ -1,0 +1,216 @@
+"""The local backend: the same wrapper and sidecar as a pod, run as processes on this machine.
+
+Submissions wait in a bounded queue for one of ``LocalConfig.concurrency`` worker slots; each
+worker runs one ``LocalRun`` at a time. The backend publishes what a Kubernetes backend and its
+reconciler would: ``scheduled``, the verified verdict, ``cancelled``, ``error``.
+"""
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+import pathlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+
+from dispatcher import errors
+from dispatcher.backends import base
+from dispatcher.backends.local_config import LocalConfig
+from dispatcher.backends.local_run import LocalRun, RunContext, job_name, publish_retrying
+from sidecar import events, streams
+from wrapper import pack
+
+log = logging.getLogger(__name__)
+
+WRAPPER_FILE = "crucible-wrapper"
+CANCEL_REASON = "cancelled by request"
+SHUTDOWN_REASON = "DispatcherShutdown: the local backend closed"
+# Weight of the newest run time in the moving average behind Retry-After.
+_RUN_TIME_WEIGHT = 0.2
+_RETRY_AFTER_MAX_SECONDS = 3600
+# Nothing drains a queue without workers (concurrency 0); tell clients to come back much later.
+_RETRY_AFTER_NO_WORKERS_SECONDS = 60
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(
+        self,
+        config: LocalConfig,
+        *,
+        redis_url: str,
+        publisher: streams.Publisher,
+        sidecar_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``redis_url`` is handed to each sidecar process; ``publisher`` is the dispatcher's
+        own; ``sidecar_env`` adds ``CRUCIBLE_SIDECAR_*`` settings (stream limits, log level)."""
+        self._config = config
+        self._redis_url = redis_url
+        self._publisher = publisher
+        self._sidecar_env = dict(sidecar_env or {})
+        self._waiting: collections.OrderedDict[str, base.Submission] = collections.OrderedDict()
+        self._has_work = asyncio.Condition()
+        self._running: dict[str, LocalRun] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._context: RunContext | None = None
+        self._owned_root: pathlib.Path | None = None
+        self._closing = False
+        self._mean_run_seconds = config.expected_run_seconds
+
+    @property
+    def queue_depth(self) -> int:
+        """Accepted evaluations waiting for a worker slot."""
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Evaluations holding a worker slot (starting, running or finishing)."""
+        return len(self._running)
+
+    async def start(self) -> None:
+        self._context = await asyncio.to_thread(self._prepare)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"local-worker-{i}")
+            for i in range(self._config.concurrency)
+        ]
+
+    async def close(self) -> None:
+        """Cancel what is queued; let what runs finish for ``drain_seconds``, then cancel it;
+        wait for the runs to end (each publishes its verdict) and remove the work root."""
+        self._closing = True
+        for eval_id in list(self._waiting):
+            await self.cancel(eval_id, reason=SHUTDOWN_REASON)
+        async with self._has_work:
+            self._has_work.notify_all()
+        # A worker leaves its loop once its run has ended and it sees the closing flag.
+        if self._workers and self._config.drain_seconds > 0:
+            await asyncio.wait(self._workers, timeout=self._config.drain_seconds)
+        for eval_id in list(self._running):
+            await self.cancel(eval_id, reason=SHUTDOWN_REASON)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._owned_root is not None:
+            await asyncio.to_thread(shutil.rmtree, self._owned_root, True)
+            self._owned_root = None
+
+    async def submit(self, submission: base.Submission) -> base.Scheduled:
+        if self._closing or self._context is None:
+            raise errors.BackendUnavailableError("the local backend is not running")
+        eval_id = submission.eval_id
+        if eval_id in self._waiting or eval_id in self._running:
+            return base.Scheduled(job_name=job_name(eval_id))
+        capacity = self._config.queue_size + self._config.concurrency
+        if len(self._waiting) + len(self._running) >= capacity:
+            raise errors.QueueFullError(
+                f"the local queue is full ({self._config.queue_size} waiting)",
+                retry_after_seconds=self._retry_after(),
+            )
+        async with self._has_work:
+            self._waiting[eval_id] = submission
+            self._has_work.notify()
+        return base.Scheduled(job_name=job_name(eval_id))
+
+    async def cancel(self, eval_id: str, *, reason: str = CANCEL_REASON) -> bool:
+        """Publish ``cancelled`` first (so it is the first terminal event whatever the sidecar
+        reports of the killed process), then stop the run, which confirms it once the process
+        is gone. The token matches the dispatcher's own cancel, so the two are one event."""
+        submission = self._waiting.pop(eval_id, None)
+        run = self._running.get(eval_id)
+        if submission is None and (run is None or run.ended):
+            return False
+        cancelled = events.Event(
+            eval_id=eval_id, type=events.EventType.CANCELLED, source="dispatcher", reason=reason
+        )
+        await publish_retrying(self._publisher, cancelled, token="cancelled")
+        if run is not None:
+            await run.cancel(reason)
+        else:
+            # Never started: nothing is left to verify.
+            verdict = cancelled.model_copy(update={"verified": True})
+            await publish_retrying(self._publisher, verdict, token="verdict")
+        return True
+
+    async def ready(self) -> bool:
+        if self._closing or self._context is None:
+            return False
+        return all(not worker.done() for worker in self._workers)
+
+    def _prepare(self) -> RunContext:
+        """Work root, the wrapper zipapp (built once per backend), and ``python`` on a PATH."""
+        if self._config.work_root is None:
+            self._owned_root = pathlib.Path(tempfile.mkdtemp(prefix="crucible-local-"))
+            root = self._owned_root
+        else:
+            root = pathlib.Path(self._config.work_root)
+            root.mkdir(parents=True, exist_ok=True)
+        wrapper_path = root / WRAPPER_FILE
+        pack.build(wrapper_path)
+        bin_dir = root / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name in ("python", "python3"):
+            link = bin_dir / name
+            if not link.is_symlink():
+                link.symlink_to(sys.executable)
+        runs_root = root / "runs"
+        runs_root.mkdir(exist_ok=True)
+        return RunContext(
+            config=self._config,
+            publisher=self._publisher,
+            redis_url=self._redis_url,
+            wrapper_path=wrapper_path,
+            bin_dir=bin_dir,
+            work_root=runs_root,
+            sidecar_env=self._sidecar_env,
+        )
+
+    async def _work(self) -> None:
+        assert self._context is not None
+        while True:
+            async with self._has_work:
+                await self._has_work.wait_for(lambda: bool(self._waiting) or self._closing)
+                if self._closing:
+                    return
+                eval_id, submission = self._waiting.popitem(last=False)
+                run = LocalRun(submission, self._context)
+                self._running[eval_id] = run
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                await run.run()
+            except Exception:
+                log.exception("local run of %s failed", eval_id)
+                await self._end_with_error(run)
+            finally:
+                del self._running[eval_id]
+                self._observe_run_time(loop.time() - started)
+
+    async def _end_with_error(self, run: LocalRun) -> None:
+        """A run that crashed still ends its evaluation (first terminal event wins)."""
+        with contextlib.suppress(Exception):
+            await publish_retrying(
+                self._publisher,
+                events.Event(
+                    eval_id=run.eval_id,
+                    type=events.EventType.ERROR,
+                    source="dispatcher",
+                    reason="LocalBackendError: see the dispatcher log",
+                    verified=True,
+                ),
+                token="verdict",
+            )
+
+    def _observe_run_time(self, seconds: float) -> None:
+        w = _RUN_TIME_WEIGHT
+        self._mean_run_seconds = (1 - w) * self._mean_run_seconds + w * seconds
+
+    def _retry_after(self) -> int:
+        """Seconds until a slot is likely free: the queue ahead, drained by all workers."""
+        if self._config.concurrency == 0:
+            return _RETRY_AFTER_NO_WORKERS_SECONDS
+        rounds = (len(self._waiting) + 1) / self._config.concurrency
+        estimate = math.ceil(rounds * self._mean_run_seconds)
+        return max(1, min(estimate, _RETRY_AFTER_MAX_SECONDS))

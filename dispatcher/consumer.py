@@ -1,0 +1,190 @@
+"""Feeds the status store from the global event stream through a consumer group.
+
+Every dispatcher process joins ``sidecar.streams.CONSUMER_GROUP`` under a name of its own, so
+each event is applied once by one of them and a restarted dispatcher loses nothing:
+- on every (re)start of the loop it first re-reads its own pending entries (delivered before
+  a connection broke, never acknowledged), then claims entries another consumer left pending
+  longer than ``claim_idle_seconds`` (that process died), then follows new entries (``>``);
+- an entry is acknowledged after its event was applied; one that does not parse is logged
+  and acknowledged, so it cannot block the group;
+- a missing group (NOGROUP: Redis lost its data or someone deleted it) is recreated from the
+  start of the stream, which is safe because applying is idempotent (``last_seq``);
+- connection errors are retried with exponential backoff, forever.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pydantic
+import redis.asyncio
+import redis.exceptions
+
+from dispatcher import metrics
+from dispatcher.settings import ConsumerConfig
+from dispatcher.store import Store
+from sidecar import events, streams
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+_CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# Consumers with nothing pending and idle this many claim periods are deleted from the group.
+_FORGET_AFTER_CLAIM_PERIODS = 20
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Consumer:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        store: Store,
+        config: ConsumerConfig,
+        *,
+        registry: metrics.Registry | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._config = config
+        self.name = name or consumer_name()
+        registry = registry or metrics.Registry()
+        self._applied = registry.counter(
+            "crucible_dispatcher_events_total", "Events read from the global stream, by result."
+        )
+        self._errors = registry.counter(
+            "crucible_dispatcher_consumer_errors_total", "Consumer restarts, by kind of error."
+        )
+
+    async def run(self) -> None:
+        """Until cancelled; never gives up (a bug is logged and retried after a backoff)."""
+        backoff = self._config.backoff_initial_seconds
+        while True:
+            try:
+                await self._start()
+                backoff = self._config.backoff_initial_seconds
+                await self._follow()
+            except Exception as e:
+                if isinstance(e, redis.exceptions.ResponseError) and str(e).startswith("NOGROUP"):
+                    log.warning("consumer group %s is gone; recreating it", streams.CONSUMER_GROUP)
+                    self._errors.inc(kind="nogroup")
+                    continue
+                self._report(e, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._config.backoff_max_seconds)
+
+    def _report(self, error: Exception, backoff: float) -> None:
+        if isinstance(error, _CONNECTION_ERRORS):
+            log.warning("redis unavailable (%s); consumer retries in %.1fs", error, backoff)
+            self._errors.inc(kind="connection")
+        else:
+            log.error("consumer failed; restarting in %.1fs", backoff, exc_info=error)
+            self._errors.inc(kind="unexpected")
+
+    async def _start(self) -> None:
+        await self.ensure_group()
+        await self._read_own_pending()
+        await self._claim_stale()
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._client.xgroup_create(
+                streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True
+            )
+        except redis.exceptions.ResponseError as e:
+            if not str(e).startswith("BUSYGROUP"):
+                raise
+
+    async def _read_own_pending(self) -> None:
+        start = "0"
+        while True:
+            reply = await self._client.xreadgroup(
+                streams.CONSUMER_GROUP,
+                self.name,
+                {streams.GLOBAL_STREAM: start},
+                count=self._config.batch_size,
+            )
+            entries = _entries(reply)
+            if not entries:
+                return
+            await self._handle(entries)
+            start = entries[-1][0].decode()
+
+    async def _claim_stale(self) -> None:
+        start = "0-0"
+        while True:
+            next_start, entries, *_ = await self._client.xautoclaim(
+                streams.GLOBAL_STREAM,
+                streams.CONSUMER_GROUP,
+                self.name,
+                min_idle_time=int(self._config.claim_idle_seconds * 1000),
+                start_id=start,
+                count=self._config.batch_size,
+            )
+            await self._handle([e for e in entries if e[1] is not None])
+            start = next_start.decode() if isinstance(next_start, bytes) else str(next_start)
+            if start == "0-0":
+                break
+        await self._forget_dead_consumers()
+        await self._store.prune()
+
+    async def _forget_dead_consumers(self) -> None:
+        limit_ms = self._config.claim_interval_seconds * 1000 * _FORGET_AFTER_CLAIM_PERIODS
+        consumers = await self._client.xinfo_consumers(
+            streams.GLOBAL_STREAM, streams.CONSUMER_GROUP
+        )
+        for info in consumers:
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name != self.name and info["pending"] == 0 and info["idle"] > limit_ms:
+                await self._client.xgroup_delconsumer(
+                    streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, name
+                )
+
+    async def _follow(self) -> None:
+        next_claim = time.monotonic() + self._config.claim_interval_seconds
+        while True:
+            reply = await self._client.xreadgroup(
+                streams.CONSUMER_GROUP,
+                self.name,
+                {streams.GLOBAL_STREAM: ">"},
+                count=self._config.batch_size,
+                block=int(self._config.block_seconds * 1000),
+            )
+            await self._handle(_entries(reply))
+            if time.monotonic() >= next_claim:
+                await self._claim_stale()
+                next_claim = time.monotonic() + self._config.claim_interval_seconds
+
+    async def _handle(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        parsed: list[events.Event] = []
+        for entry_id, fields in entries:
+            try:
+                parsed.append(events.parse((fields or {}).get(streams.EVENT_FIELD.encode(), b"")))
+            except pydantic.ValidationError as e:
+                log.error("dropping unreadable event %s: %s", entry_id.decode(), e)
+                self._applied.inc(result="unreadable")
+        changed = await self._store.apply_many(parsed)
+        await self._client.xack(
+            streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, *[e[0] for e in entries]
+        )
+        self._applied.inc(changed, result="applied")
+        self._applied.inc(len(parsed) - changed, result="ignored")
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """XREADGROUP's reply for the one stream read (RESP2 list or RESP3 mapping)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(next(iter(reply.values()))[0])
+    return list(reply[0][1])

@@ -1,0 +1,77 @@
+"""Names crucible gives Kubernetes objects, and the labels and annotations it puts on them.
+
+Every name derived from an ``eval_id`` ends in a hash of the exact id, so two ids that sanitise
+to the same text ("Run_1" and "run-1") still get different Jobs, and the same id always gets the
+same Job (a retried submit hits AlreadyExists instead of creating a second Job).
+"""
+
+import hashlib
+import re
+
+PREFIX = "crucible.dev/"
+USER_PREFIX = "user.crucible.dev/"
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "crucible"
+LABEL_INSTANCE = PREFIX + "instance"
+LABEL_EVAL_ID = PREFIX + "eval-id"
+
+ANNOTATION_EVAL_ID = PREFIX + "eval-id"
+ANNOTATION_CREATED_AT = PREFIX + "created-at"
+ANNOTATION_MAIN_CONTAINER = PREFIX + "main-container"
+ANNOTATION_TIMEOUT = PREFIX + "timeout-seconds"
+ANNOTATION_SIDECAR_MODE = PREFIX + "sidecar-mode"
+ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+
+MAX_LABEL = 63
+_HASH_CHARS = 10
+JOB_NAME_PREFIX = "crucible-"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def short_hash(text: str) -> str:
+    # surrogatepass: an id may hold lone surrogates; it must still hash, and hash stably.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+
+
+def is_dns_label(text: str) -> bool:
+    return len(text) <= MAX_LABEL and _DNS_LABEL.match(text) is not None
+
+
+def is_label_value(text: str) -> bool:
+    return len(text) <= MAX_LABEL and _LABEL_VALUE.match(text) is not None
+
+
+def is_label_name(text: str) -> bool:
+    """The name part of a label or annotation key (after an optional ``prefix/``)."""
+    return 0 < len(text) <= MAX_LABEL and _LABEL_NAME.match(text) is not None
+
+
+def job_name(eval_id: str) -> str:
+    """A valid DNS-1123 label (<= 63 chars) for any ``eval_id``: ``crucible-<slug>-<hash>``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", eval_id.lower()).strip("-")
+    room = MAX_LABEL - len(JOB_NAME_PREFIX) - 1 - _HASH_CHARS
+    slug = slug[:room].rstrip("-")
+    return (
+        f"{JOB_NAME_PREFIX}{slug}-{short_hash(eval_id)}"
+        if slug
+        else (f"{JOB_NAME_PREFIX}{short_hash(eval_id)}")
+    )
+
+
+def eval_label(eval_id: str) -> str:
+    """The ``crucible.dev/eval-id`` label value: the id itself when it is a valid label value,
+    else a sanitised prefix plus a hash (the exact id is in the annotation)."""
+    if is_label_value(eval_id) and not eval_id.startswith("h-"):
+        return eval_id
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", eval_id)
+    slug = slug[: MAX_LABEL - 3 - _HASH_CHARS].strip("-_.")
+    return f"h-{slug}-{short_hash(eval_id)}" if slug else f"h-{short_hash(eval_id)}"
+
+
+def selector(instance: str) -> str:
+    """Label selector of every object one crucible instance manages."""
+    return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_INSTANCE}={instance}"

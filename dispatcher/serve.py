@@ -1,0 +1,95 @@
+"""``crucible serve``: Redis (external or embedded), the backend, the HTTP server."""
+
+import logging
+from collections.abc import Mapping
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from aiohttp import web
+
+from dispatcher.app import create_app
+from dispatcher.backends.base import Backend
+from dispatcher.embedded_redis import EmbeddedRedis
+from dispatcher.settings import DispatcherSettings
+from sidecar import streams
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: DispatcherSettings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.redis_url is not None:
+        _run(settings, settings.redis_url)
+        return
+    # Started from the main thread, before the event loop, so the server dies with us.
+    with EmbeddedRedis(settings.data_dir) as server:
+        log.info("embedded redis at %s (data in %s)", server.url, settings.data_dir)
+        _run(settings, server.url)
+
+
+def _run(settings: DispatcherSettings, redis_url: str) -> None:
+    web.run_app(
+        build_app(settings, redis_url),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        print=lambda text: log.info("%s", text.strip()),
+    )
+
+
+def connect(redis_url: str) -> redis.asyncio.Redis:
+    """A client that retries a command on a fresh connection once a connection broke (a Redis
+    restart leaves every pooled connection stale). Retrying is safe for crucible's commands:
+    the scripts are idempotent (event dedup tokens, ``last_seq``, the creation nonce)."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+    return redis.asyncio.Redis.from_url(
+        redis_url,
+        retry=retry,
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    )
+
+
+async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:
+    client = connect(redis_url)
+    publisher = streams.Publisher(client, settings.streams)
+    app = create_app(settings, make_backend(settings, client, publisher, redis_url), client)
+
+    async def close_client(_: web.Application) -> None:
+        await client.aclose()
+
+    # on_cleanup handlers run after the cleanup contexts, which still use the client.
+    app.on_cleanup.append(close_client)
+    return app
+
+
+def make_backend(
+    settings: DispatcherSettings,
+    client: redis.asyncio.Redis,
+    publisher: streams.Publisher,
+    redis_url: str,
+) -> Backend:
+    if settings.backend == "local":
+        from dispatcher.backends.local import LocalBackend
+
+        return LocalBackend(
+            settings.local,
+            redis_url=redis_url,
+            publisher=publisher,
+            sidecar_env=sidecar_env(settings.streams),
+        )
+    from dispatcher.kube.backend import KubernetesBackend
+
+    return KubernetesBackend(settings.kubernetes, redis_client=client, publisher=publisher)
+
+
+def sidecar_env(limits: streams.Limits) -> Mapping[str, str]:
+    """The dispatcher's stream limits, as the local sidecars' settings."""
+    return {
+        "CRUCIBLE_SIDECAR_TTL_SECONDS": str(limits.ttl_seconds),
+        "CRUCIBLE_SIDECAR_EVAL_STREAM_MAXLEN": str(limits.eval_stream_maxlen),
+        "CRUCIBLE_SIDECAR_GLOBAL_STREAM_MAXLEN": str(limits.global_stream_maxlen),
+    }

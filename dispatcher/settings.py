@@ -1,0 +1,234 @@
+"""The dispatcher's settings: one ``BaseSettings`` root, built in ``main()`` and injected.
+
+Environment variables carry the ``CRUCIBLE_`` prefix and ``__`` between nested names, e.g.
+``CRUCIBLE_LIMITS__TIMEOUT_SECONDS_MAX=600`` or ``CRUCIBLE_LOCAL__CONCURRENCY=0``.
+"""
+
+import ipaddress
+import pathlib
+from typing import Annotated, Literal, Self
+
+import pydantic
+import pydantic_settings
+
+from dispatcher import quantities
+from dispatcher.backends.local_config import LocalConfig
+from dispatcher.kube.config import KubernetesConfig
+from sidecar import streams as sidecar_streams
+
+
+class Limits(pydantic.BaseModel):
+    """What a submission may ask for. Defaults apply when a request leaves a field out."""
+
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    timeout_seconds_default: float = pydantic.Field(default=60.0, gt=0)
+    """Wall-clock timeout when a request gives none."""
+
+    timeout_seconds_max: float = pydantic.Field(default=3600.0, gt=0)
+    """Largest timeout a request may ask for: an hour, longer belongs in a batch system."""
+
+    cpu_default: str = "500m"
+    """CPU limit when a request gives none (Kubernetes quantity)."""
+
+    cpu_max: str = "4"
+    """Largest CPU limit a request may ask for."""
+
+    memory_default: str = "512Mi"
+    """Memory limit when a request gives none (Kubernetes quantity)."""
+
+    memory_max: str = "8Gi"
+    """Largest memory limit a request may ask for."""
+
+    code_max_bytes: int = pydantic.Field(default=2**20, gt=0)
+    """Largest ``code`` (UTF-8 bytes), and largest ``command`` (all arguments together)."""
+
+    env_max_entries: int = pydantic.Field(default=64, ge=0)
+    """Most environment variables a request may set."""
+
+    env_max_bytes: int = pydantic.Field(default=64 * 1024, ge=0)
+    """Largest total size of names and values of the environment (UTF-8 bytes)."""
+
+    labels_max_entries: int = pydantic.Field(default=32, ge=0)
+    """Most labels a request may set (they become Job labels under a crucible prefix)."""
+
+    @pydantic.model_validator(mode="after")
+    def _defaults_within_maxima(self) -> Self:
+        if self.timeout_seconds_default > self.timeout_seconds_max:
+            raise ValueError("timeout_seconds_default exceeds timeout_seconds_max")
+        for name in ("cpu", "memory"):
+            parse = quantities.cpu_millis if name == "cpu" else quantities.memory_bytes
+            try:
+                default = parse(getattr(self, f"{name}_default"))
+                maximum = parse(getattr(self, f"{name}_max"))
+            except quantities.QuantityError as e:
+                raise ValueError(f"{name}_default/{name}_max: {e}") from None
+            if default > maximum:
+                raise ValueError(f"{name}_default exceeds {name}_max")
+        return self
+
+    @property
+    def cpu_max_millis(self) -> int:
+        return quantities.cpu_millis(self.cpu_max)
+
+    @property
+    def memory_max_bytes(self) -> int:
+        return quantities.memory_bytes(self.memory_max)
+
+
+class ConsumerConfig(pydantic.BaseModel):
+    """The consumer group that feeds the status store from the global event stream."""
+
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    batch_size: int = pydantic.Field(default=200, ge=1)
+    """Entries read (and applied in one pipeline) per XREADGROUP."""
+
+    block_seconds: float = pydantic.Field(default=2.0, gt=0)
+    """How long one XREADGROUP waits for new entries; also bounds how late a stale-entry claim
+    or a shutdown is noticed."""
+
+    claim_idle_seconds: float = pydantic.Field(default=30.0, gt=0)
+    """Entries delivered to another consumer and unacknowledged this long are claimed
+    (XAUTOCLAIM): that dispatcher is presumed dead."""
+
+    claim_interval_seconds: float = pydantic.Field(default=15.0, gt=0)
+    """How often to look for such stale entries."""
+
+    backoff_initial_seconds: float = pydantic.Field(default=0.1, gt=0)
+    """First wait before reconnecting after Redis went away; doubles up to the maximum."""
+
+    backoff_max_seconds: float = pydantic.Field(default=5.0, gt=0)
+    """Longest wait between reconnection attempts."""
+
+
+def _split_tokens(value: object) -> object:
+    """``a,b`` as well as a JSON list: a Secret mounted as an env var is easier as plain text."""
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    return value
+
+
+class DispatcherSettings(pydantic_settings.BaseSettings):
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="CRUCIBLE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    backend: Literal["local", "kubernetes"] = "local"
+    """Where evaluations run: processes on this machine, or Kubernetes Jobs."""
+
+    redis_url: str | None = None
+    """Redis for records and events (``redis://``, ``rediss://``, ``unix://``). Unset: ``crucible
+    serve`` starts an embedded Redis under ``data_dir``."""
+
+    data_dir: pathlib.Path = pathlib.Path.home() / ".cache" / "crucible" / "redis"
+    """Directory of the embedded Redis (append-only file), used when ``redis_url`` is unset."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP API binds; loopback by default, so a laptop run is not exposed."""
+
+    port: int = pydantic.Field(default=8080, ge=0, le=65535)
+    """Port the HTTP API binds (0: any free port)."""
+
+    api_tokens: Annotated[list[str], pydantic_settings.NoDecode] = []
+    """Bearer tokens accepted by the API (comma-separated or a JSON list). Empty, with no
+    ``api_tokens_file``: no authentication, allowed on a loopback bind only."""
+
+    api_tokens_file: pathlib.Path | None = None
+    """A file with one token per line (a mounted Secret); added to ``api_tokens``."""
+
+    allow_unauthenticated: bool = False
+    """Serve without tokens on a non-loopback address. Only behind something that
+    authenticates for us."""
+
+    images: dict[str, str] = {"python": "python:3.11-slim"}
+    """Allow-list of executor images: the name a request uses -> the image reference run."""
+
+    default_image: str = "python"
+    """Name (key of ``images``) used when a request gives no image."""
+
+    limits: Limits = Limits()
+    """Defaults and maxima of what a request may ask for."""
+
+    record_ttl_seconds: int = pydantic.Field(default=sidecar_streams.DEFAULT_TTL_SECONDS, gt=0)
+    """How long an evaluation record is kept after it was created."""
+
+    streams: sidecar_streams.Limits = sidecar_streams.Limits()
+    """Lengths and lifetime of the event streams (must outlive records)."""
+
+    consumer: ConsumerConfig = ConsumerConfig()
+    """The consumer group that keeps records up to date."""
+
+    sse_heartbeat_seconds: float = pydantic.Field(default=15.0, gt=0)
+    """A comment line is sent on an idle event stream this often, so proxies keep it open."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the dispatcher's log (stderr)."""
+
+    shutdown_timeout_seconds: float = pydantic.Field(default=20.0, gt=0)
+    """Time open requests get to finish on SIGTERM; keep it below the pod's grace period."""
+
+    local: LocalConfig = LocalConfig()
+    """The local backend (processes)."""
+
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    """The Kubernetes backend (Jobs)."""
+
+    @pydantic.field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_from_text(cls, value: object) -> object:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return pydantic.TypeAdapter(list[str]).validate_json(value)
+        return _split_tokens(value)
+
+    @pydantic.field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.default_image not in self.images:
+            raise ValueError(f"default_image {self.default_image!r} is not a key of images")
+        if self.streams.ttl_seconds < self.record_ttl_seconds:
+            raise ValueError("streams.ttl_seconds must be at least record_ttl_seconds")
+        if self.consumer.backoff_initial_seconds > self.consumer.backoff_max_seconds:
+            raise ValueError("consumer.backoff_initial_seconds exceeds backoff_max_seconds")
+        if not self.tokens() and not self.loopback and not self.allow_unauthenticated:
+            raise ValueError(
+                f"refusing to serve on {self.host} without api_tokens; set api_tokens or "
+                "api_tokens_file, or allow_unauthenticated=true if something else authenticates"
+            )
+        return self
+
+    def tokens(self) -> tuple[str, ...]:
+        """Every accepted token: the list plus the file's lines (read on each call)."""
+        found = list(self.api_tokens)
+        if self.api_tokens_file is not None:
+            try:
+                text = self.api_tokens_file.read_text()
+            except OSError as e:
+                raise ValueError(f"api_tokens_file: {e}") from None
+            found += [line.strip() for line in text.splitlines() if line.strip()]
+        return tuple(dict.fromkeys(found))
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def image_ref(self, name_or_ref: str) -> str | None:
+        """The image to run for a request's ``image``: an allow-listed name or reference."""
+        if name_or_ref in self.images:
+            return self.images[name_or_ref]
+        return name_or_ref if name_or_ref in self.images.values() else None

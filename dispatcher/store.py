@@ -1,0 +1,260 @@
+"""The status store: evaluation records in Redis, and the one way events change them.
+
+Keys (one owner: this module)::
+
+    crucible:eval:{eval_id}     hash, the record; every value is JSON text; expires after the
+                                record TTL
+    crucible:evals              sorted set of every eval_id, score created_at (listing)
+    crucible:evals:{status}     sorted set per status, same scores (listing with a filter);
+                                ``apply_event.lua`` moves an id between them
+
+Records are created by ``create_record.lua`` (exists -> the existing digest) and changed only by
+``apply_event.lua`` (the rules of ``statuses``), so concurrent dispatchers never interleave.
+Index entries of expired records are dropped lazily (listing) and by ``prune``.
+"""
+
+import base64
+import binascii
+import dataclasses
+import importlib.resources
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pydantic
+import redis.asyncio
+
+from dispatcher import errors
+from dispatcher.records import Record, Status
+from sidecar import events, streams
+
+RECORD_PREFIX = "crucible:eval:"
+INDEX = "crucible:evals"
+_SYNC_CHUNK = 500
+
+
+def _script(name: str) -> str:
+    return importlib.resources.files("dispatcher").joinpath(name).read_text()
+
+
+def record_key(eval_id: str) -> str:
+    return f"{RECORD_PREFIX}{eval_id}"
+
+
+def status_index(status: Status) -> str:
+    return f"{INDEX}:{status.value}"
+
+
+# Same order as STATUSES in apply_event.lua.
+STATUS_INDEXES = [status_index(s) for s in Status]
+
+
+def encode_record(record: Record) -> dict[str, str]:
+    return {
+        name: json.dumps(value, separators=(",", ":"))
+        for name, value in record.model_dump(mode="json").items()
+        if value is not None
+    }
+
+
+def decode_fields(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+
+def event_args(event: events.Event) -> list[str | int]:
+    """ARGV of ``apply_event.lua`` for one event."""
+    fields = event.model_dump(
+        mode="json",
+        exclude_none=True,
+        exclude={"v", "seq", "eval_id", "type", "ts", "source", "verified", "stream", "data"},
+    )
+    args: list[str | int] = [
+        event.seq,
+        event.type.value,
+        event.source,
+        "1" if event.verified is True else "0",
+        json.dumps(event.ts),
+    ]
+    for name, value in fields.items():
+        args += [name, json.dumps(value, separators=(",", ":"))]
+    return args
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    records: list[Record]
+    next_cursor: str | None
+
+
+class Store:
+    def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._create = client.register_script(_script("create_record.lua"))
+        self._apply = client.register_script(_script("apply_event.lua"))
+
+    async def create(self, record: Record) -> str | None:
+        """Create ``record`` unless its eval_id exists; None if created, else the existing
+        record's request digest."""
+        nonce = json.dumps(uuid.uuid4().hex)  # JSON text like every other field
+        args: list[str | int | float] = [self._ttl, record.created_at, record.eval_id, nonce]
+        for name, value in encode_record(record).items():
+            args += [name, value]
+        keys = [record_key(record.eval_id), INDEX, status_index(record.status)]
+        created, digest, their_nonce = await self._create(keys=keys, args=args)
+        if int(created) or their_nonce.decode() == nonce:  # ours, if redis-py retried the call
+            return None
+        return str(json.loads(digest))
+
+    async def get(self, eval_id: str) -> Record | None:
+        raw = await self._client.hgetall(record_key(eval_id))  # type: ignore[misc]
+        return _record(raw)
+
+    async def require(self, eval_id: str) -> Record:
+        record = await self.get(eval_id)
+        if record is None:
+            raise errors.NotFoundError(f"no evaluation {eval_id!r}")
+        return record
+
+    async def set_job_name(self, eval_id: str, job_name: str) -> None:
+        # HSETNX: the backend's own `scheduled` event may already have recorded it.
+        await self._client.hsetnx(record_key(eval_id), "job_name", json.dumps(job_name))  # type: ignore[misc]
+
+    async def remove(self, eval_id: str) -> None:
+        """Undo a creation whose submission the backend refused (nothing else removes)."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(record_key(eval_id), streams.eval_stream(eval_id))
+            pipe.delete(streams.publish_meta(eval_id))
+            for key in [INDEX, *STATUS_INDEXES]:
+                pipe.zrem(key, eval_id)
+            await pipe.execute()
+
+    async def apply(self, event: events.Event) -> bool:
+        keys = [record_key(event.eval_id), *STATUS_INDEXES]
+        return bool(await self._apply(keys=keys, args=event_args(event)))
+
+    async def apply_many(self, batch: Sequence[events.Event]) -> int:
+        """Apply events in order in one round trip; how many changed a record."""
+        if not batch:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for event in batch:
+                keys = [record_key(event.eval_id), *STATUS_INDEXES]
+                await self._apply(keys=keys, args=event_args(event), client=pipe)
+            results = await pipe.execute()
+        return sum(1 for r in results if int(r))
+
+    async def sync(self, eval_id: str) -> Record:
+        """Apply the evaluation's own stream in order, so the record reflects every event
+        published so far (the consumer group may lag behind); replays are no-ops."""
+        start = "-"
+        while True:
+            entries = await self._client.xrange(
+                streams.eval_stream(eval_id), min=start, count=_SYNC_CHUNK
+            )
+            await self.apply_many(list(_status_events(entries)))
+            if len(entries) < _SYNC_CHUNK:
+                break
+            start = "(" + entries[-1][0].decode()
+        return await self.require(eval_id)
+
+    async def listing(self, *, status: Status | None, limit: int, cursor: str | None) -> Page:
+        index = INDEX if status is None else status_index(status)
+        ids = await self._page_ids(index, limit + 1, cursor)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for eval_id, _ in ids[:limit]:
+                pipe.hgetall(record_key(eval_id))
+            raws = await pipe.execute()
+        found: list[Record] = []
+        expired: list[str] = []
+        for (eval_id, _), raw in zip(ids, raws, strict=False):
+            record = _record(raw)
+            if record is None:
+                expired.append(eval_id)
+            else:
+                found.append(record)
+        await self._drop_from_indexes(expired)
+        more = len(ids) > limit
+        return Page(found, encode_cursor(*ids[limit - 1]) if more else None)
+
+    async def _page_ids(
+        self, index: str, count: int, cursor: str | None
+    ) -> list[tuple[str, float]]:
+        if cursor is None:
+            rows = await self._client.zrange(
+                index, "+inf", "-inf", desc=True, byscore=True, withscores=True, offset=0, num=count
+            )
+            return [(m.decode(), s) for m, s in rows]
+        score, last_id = decode_cursor(cursor)
+        # Entries sharing the cursor's score come in descending id order; then lower scores.
+        same = await self._client.zrange(
+            index, score, score, desc=True, byscore=True, withscores=True
+        )
+        rows = [(m.decode(), s) for m, s in same if m.decode() < last_id]
+        lower = await self._client.zrange(
+            index,
+            f"({score!r}",
+            "-inf",
+            desc=True,
+            byscore=True,
+            withscores=True,
+            offset=0,
+            num=count,
+        )
+        rows += [(m.decode(), s) for m, s in lower]
+        return rows[:count]
+
+    async def _drop_from_indexes(self, eval_ids: Iterable[str]) -> None:
+        ids = list(eval_ids)
+        if ids:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in [INDEX, *STATUS_INDEXES]:
+                    pipe.zrem(key, *ids)
+                await pipe.execute()
+
+    async def prune(self, now: float | None = None) -> None:
+        """Drop index entries older than the record TTL (their records have expired)."""
+        horizon = (time.time() if now is None else now) - self._ttl
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in [INDEX, *STATUS_INDEXES]:
+                pipe.zremrangebyscore(key, "-inf", f"({horizon!r}")
+            await pipe.execute()
+
+
+def _record(raw: dict[bytes, bytes]) -> Record | None:
+    if not raw:
+        return None
+    try:
+        return Record.model_validate(decode_fields(raw))
+    except (pydantic.ValidationError, ValueError):
+        # A half-written hash cannot exist (scripts write whole records); treat junk as absent.
+        return None
+
+
+def _status_events(entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> Iterable[events.Event]:
+    for _, fields in entries:
+        raw = fields.get(streams.EVENT_FIELD.encode(), b"")
+        if b'"type":"output"' in raw:
+            continue
+        try:
+            yield events.parse(raw)
+        except pydantic.ValidationError:
+            continue
+
+
+def encode_cursor(eval_id: str, score: float) -> str:
+    return base64.urlsafe_b64encode(f"{score!r} {eval_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, eval_id = text.split(" ", 1)
+        return float(score), eval_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.InvalidRequestError(
+            "invalid cursor",
+            details=[{"field": "cursor", "message": "not a cursor from a listing"}],
+        ) from None

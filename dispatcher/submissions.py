@@ -1,0 +1,145 @@
+"""Submitting and cancelling: the steps between a valid request and the backend, in order.
+
+Submit: create the record atomically (an existing eval_id with the same digest is an
+idempotent retry, another digest a conflict), publish ``accepted``, then hand the submission to
+the backend. A full queue removes the record again (429, nothing left behind); any other
+backend failure turns the record into ``error`` with the reason (503).
+
+Cancel: publish ``cancelled`` first, then stop the evaluation, so the exit-by-signal the
+sidecar reports afterwards can never be the first terminal event.
+"""
+
+import dataclasses
+import logging
+import time
+import uuid
+
+from dispatcher import errors, metrics
+from dispatcher.backends.base import Backend, Submission
+from dispatcher.records import Record, Status
+from dispatcher.requests import Spec
+from dispatcher.store import Store
+from sidecar import events, streams
+
+log = logging.getLogger(__name__)
+
+CANCEL_REASON = "cancelled by request"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    record: Record
+    created: bool
+
+
+class Submitter:
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        store: Store,
+        publisher: streams.Publisher,
+        registry: metrics.Registry,
+    ) -> None:
+        self._backend = backend
+        self._store = store
+        self._publisher = publisher
+        self._outcomes = registry.counter(
+            "crucible_dispatcher_submissions_total", "Submissions by outcome."
+        )
+
+    def count(self, outcome: str) -> None:
+        self._outcomes.inc(outcome=outcome)
+
+    async def submit(self, spec: Spec) -> Outcome:
+        record = Record(
+            eval_id=spec.eval_id or uuid.uuid4().hex,
+            status=Status.ACCEPTED,
+            backend=self._backend.name,
+            image=spec.image,
+            command=spec.command,
+            timeout_seconds=spec.timeout_seconds,
+            resources=spec.resources,
+            labels=spec.labels,
+            created_at=time.time(),
+            request_digest=spec.digest(),
+        )
+        existing = await self._store.create(record)
+        if existing is not None:
+            return await self._existing(record, existing)
+        await self._publisher.publish(
+            events.Event(
+                eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
+            ),
+            token="accepted",
+        )
+        job_name = await self._hand_over(record, spec)
+        await self._store.set_job_name(record.eval_id, job_name)
+        self.count("created")
+        return Outcome(await self._store.require(record.eval_id), created=True)
+
+    async def _existing(self, record: Record, digest: str) -> Outcome:
+        if digest != record.request_digest:
+            self.count("conflict")
+            raise errors.ConflictError(
+                f"evaluation {record.eval_id!r} exists with a different request",
+                details=[{"field": "eval_id", "message": "already used for another request"}],
+            )
+        self.count("duplicate")
+        return Outcome(await self._store.require(record.eval_id), created=False)
+
+    async def _hand_over(self, record: Record, spec: Spec) -> str:
+        submission = Submission(
+            eval_id=record.eval_id,
+            command=spec.command,
+            image=spec.image,
+            timeout_seconds=spec.timeout_seconds,
+            resources=spec.resources,
+            env=spec.env,
+            labels=spec.labels,
+        )
+        try:
+            return (await self._backend.submit(submission)).job_name
+        except errors.QueueFullError:
+            await self._store.remove(record.eval_id)
+            self.count("queue_full")
+            raise
+        except Exception as e:
+            log.exception("backend %s refused %s", self._backend.name, record.eval_id)
+            reason = errors.upstream_text(getattr(e, "message", None) or e)
+            await self._publisher.publish(
+                events.Event(
+                    eval_id=record.eval_id,
+                    type=events.EventType.ERROR,
+                    source="dispatcher",
+                    reason=f"submission failed: {reason}",
+                ),
+                token="submit-error",
+            )
+            await self._store.sync(record.eval_id)
+            self.count("backend_error")
+            raise errors.BackendUnavailableError(f"the backend could not take it: {reason}") from e
+
+    async def cancel(self, eval_id: str) -> Record:
+        record = await self._store.require(eval_id)
+        if record.status.terminal:
+            return record
+        await self._publisher.publish(
+            events.Event(
+                eval_id=eval_id,
+                type=events.EventType.CANCELLED,
+                source="dispatcher",
+                reason=CANCEL_REASON,
+            ),
+            token="cancelled",
+        )
+        try:
+            await self._backend.cancel(eval_id)
+        except Exception as e:
+            log.exception("backend %s could not stop %s", self._backend.name, eval_id)
+            await self._store.sync(eval_id)
+            raise errors.BackendUnavailableError(
+                "the cancellation is recorded, but the backend could not stop the evaluation: "
+                + errors.upstream_text(getattr(e, "message", None) or e)
+            ) from e
+        return await self._store.sync(eval_id)

@@ -1,0 +1,64 @@
+"""NOTES.txt, rendered through a copy of the chart where it is an ordinary template (helm
+template skips NOTES.txt, and `helm install --dry-run` wants a cluster)."""
+
+import pathlib
+import shutil
+
+import pytest
+
+from tests.chart import render
+
+
+@pytest.fixture(scope="module")
+def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    chart = tmp_path_factory.mktemp("notes") / "crucible"
+    shutil.copytree(render.CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "templates" / "notes.txt")
+    return chart
+
+
+def notes(chart: pathlib.Path, *sets: str) -> str:
+    args = [a for s in sets for a in ("--set", s)]
+    done = render.run_helm(
+        "template",
+        render.RELEASE,
+        str(chart),
+        "--namespace",
+        render.NAMESPACE,
+        "--kube-version",
+        render.RENDER_KUBE_VERSION,
+        "--show-only",
+        "templates/notes.txt",
+        *args,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_notes_say_how_to_reach_and_use_the_dispatcher(
+    helm: str, notes_chart: pathlib.Path
+) -> None:
+    text = notes(notes_chart)
+    service = f"svc/{render.FULLNAME}-dispatcher 8080:8080"
+    assert f"kubectl -n {render.NAMESPACE} port-forward {service}" in text
+    assert f"get secret {render.FULLNAME}-api-tokens" in text
+    assert "pod-security.kubernetes.io/enforce=restricted" in text
+    assert f"helm test {render.RELEASE}" in text
+    assert "WARNING" not in text
+
+
+@pytest.mark.parametrize(
+    ("sets", "warning"),
+    [
+        (["networkPolicy.enabled=false"], "networkPolicy.enabled is false"),
+        (["dispatcher.podDisruptionBudget.enabled=true"], "block node drains"),
+        (
+            ["redis.enabled=false", "externalRedis.host=r", "externalRedis.existingSecret=s"],
+            "evaluationExtraEgress",
+        ),
+    ],
+)
+def test_notes_warn_about_risky_settings(
+    helm: str, notes_chart: pathlib.Path, sets: list[str], warning: str
+) -> None:
+    assert warning in notes(notes_chart, *sets)

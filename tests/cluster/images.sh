@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Builds the images the test cluster runs, without a registry or a Docker engine, and imports
+# them into the cluster's containerd (k8s.io namespace) when it is running:
+#   localhost/pause:3.10                     the pod sandbox (tests/cluster/pause.c, static)
+#   localhost/crucible-executor-python:ci    Debian bookworm minbase + python3, nothing of crucible
+#   localhost/crucible-redis:ci              Debian bookworm minbase + redis-server 7
+#   localhost/crucible-platform:ci           the python layer + crucible[dispatcher,sidecar] from
+#                                            PyPI + the wrapper zipapp; what ./Dockerfile builds
+# Each layer is cached in ~/.cache/crucible/images under a key of its inputs; the platform layer's
+# key covers the repo's Python sources, so it is rebuilt exactly when they change.
+#   usage: tests/cluster/images.sh [--import]   (--import: fail if containerd is not running)
+#   CRUCIBLE_IMAGES="pause executor redis platform" (the default) picks what to build.
+set -euo pipefail
+shopt -s inherit_errexit
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/cluster/versions.sh
+. "$here/versions.sh"
+# shellcheck source=tests/cluster/cluster-env.sh
+. "$here/cluster-env.sh"
+IMAGES=$CRUCIBLE_CACHE/images
+PY=${CRUCIBLE_IMAGE_PYTHON:-python3}
+MIRROR=${CRUCIBLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+WANT=${CRUCIBLE_IMAGES:-pause executor redis platform}
+mkdir -p "$IMAGES"
+t0=$(date +%s)
+log() { printf '[images %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
+
+# The site-packages built on the host must load in the image's Debian python 3.11.
+pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[ "$pyver" = 3.11 ] || { log "need python 3.11 to build the platform layer, $PY is $pyver"; exit 2; }
+
+key_of() { sha256sum | cut -c1-16; }
+mkoci() { "$PY" "$here/mkoci.py" "$@"; }
+
+# Lower the debootstrap output to what a container needs; the apt state goes too.
+trim_rootfs() {
+  local r=$1
+  rm -rf "$r"/var/cache/apt/* "$r"/var/lib/apt/lists/* "$r"/usr/share/doc/* \
+    "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/locale/* "$r"/var/log/* \
+    "$r"/dev/* "$r"/run/* "$r"/tmp/* "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/*-old
+  chmod 1777 "$r/tmp"
+  # minbase leaves the host's name and resolver in the tree; the kubelet provides both.
+  : >"$r/etc/hostname"
+  rm -f "$r/etc/resolv.conf"
+}
+
+# debootstrap_layer NAME PACKAGES -> path of the cached layer tar
+debootstrap_layer() {
+  local name=$1 packages=$2 key out work
+  key=$(printf '%s\n' "$SUITE" minbase "$packages" "$(sed -n '/^trim_rootfs/,/^}/p' "$0")" | key_of)
+  out=$IMAGES/layer-$name-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-$name.XXXXXX")
+    log "$name: debootstrap $SUITE minbase + $packages"
+    debootstrap --variant=minbase --include="$packages" "$SUITE" "$work/root" "$MIRROR" \
+      >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    if [ "$name" = redis ]; then
+      # The same uid as the official redis image, so charts written for it work unchanged.
+      chroot "$work/root" sh -c 'groupmod -g 999 redis && usermod -u 999 -g 999 redis &&
+        chown -R redis:redis /var/lib/redis /etc/redis'
+      mkdir -p "$work/root/data" && chmod 1777 "$work/root/data"
+    fi
+    trim_rootfs "$work/root"
+    [ -e "$work/root/usr/bin/python3" ] && ln -sf python3 "$work/root/usr/bin/python"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+    log "$name: layer $(du -h "$out" | cut -f1)"
+  fi
+  echo "$out"
+}
+
+# A small layer that only adds a user to the base layer's passwd/group (an upper layer's file
+# replaces the lower one whole, so these are full copies).
+user_layer() {
+  local base=$1 user=$2 uid=$3 key out work
+  key=$(printf '%s\n' "$base" "$user" "$uid" | key_of)
+  out=$IMAGES/layer-user-$user-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-user.XXXXXX")
+    mkdir -p "$work/root/etc" "$work/root/home/$user"
+    tar -xf "$base" -C "$work/root" etc/passwd etc/group
+    echo "$user:x:$uid:$uid::/home/$user:/usr/sbin/nologin" >>"$work/root/etc/passwd"
+    echo "$user:x:$uid:" >>"$work/root/etc/group"
+    chown "$uid:$uid" "$work/root/home/$user"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+  fi
+  echo "$out"
+}
+
+pause_layer() {
+  local key out work
+  key=$(cat "$here/pause.c" | key_of)
+  out=$IMAGES/layer-pause-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-pause.XXXXXX")
+    mkdir -p "$work/root"
+    gcc -Os -static -o "$work/root/pause" "$here/pause.c"
+    strip "$work/root/pause"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+  fi
+  echo "$out"
+}
+
+# Hash of everything that ends up in the platform layer, so a source edit rebuilds it.
+platform_key() {
+  (
+    cd "$repo"
+    find pyproject.toml wrapper sidecar dispatcher -type f \
+      ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
+    sha256sum "$0" "$here/mkoci.py"
+  ) | key_of
+}
+
+platform_layer() {
+  local key out work site wheel
+  key=$(platform_key)
+  out=$IMAGES/layer-platform-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-platform.XXXXXX")
+    site=$work/root/usr/local/lib/python3.11/dist-packages
+    log "platform: wheel + crucible[dispatcher,sidecar] from PyPI"
+    # Build from a copy: setuptools would leave build/ and *.egg-info in the checkout.
+    mkdir -p "$work/src"
+    (cd "$repo" && cp -r pyproject.toml README.md wrapper sidecar dispatcher "$work/src/")
+    "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/src" >"$work/pip.log" 2>&1 ||
+      { cat "$work/pip.log" >&2; exit 1; }
+    wheel=$(ls "$work"/wheel/crucible-*.whl)
+    "$PY" -m pip install --quiet --no-cache-dir --target "$site" "$wheel[dispatcher,sidecar]" \
+      >>"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; exit 1; }
+    # Console scripts carry the build host's interpreter; point them at the image's.
+    mkdir -p "$work/root/usr/local/bin"
+    for script in "$site"/bin/*; do
+      { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$work/root/usr/local/bin/${script##*/}"
+      chmod 755 "$work/root/usr/local/bin/${script##*/}"
+    done
+    rm -rf "$site/bin"
+    mkdir -p "$work/root/opt/crucible"
+    (cd "$repo" && "$PY" -m wrapper.pack "$work/root/opt/crucible/crucible-wrapper") >/dev/null
+    chmod 755 "$work/root/opt/crucible/crucible-wrapper"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+    log "platform: layer $(du -h "$out" | cut -f1)"
+  fi
+  echo "$out"
+}
+
+# image NAME ARCHIVE-STEM MKOCI-ARGS...: writes the archive unless its inputs are unchanged.
+image() {
+  local name=$1 stem=$2 key archive
+  shift 2
+  key=$(printf '%s\n' "$name" "$@" | key_of)
+  archive=$IMAGES/$stem-$key.oci.tar
+  if [ ! -e "$archive" ]; then
+    mkoci image "$name" "$archive" "$@" >"$archive.digest"
+    log "$name: $(du -h "$archive" | cut -f1) $(cat "$archive.digest")"
+  fi
+  echo "$name $archive" >>"$IMAGES/current.list.tmp"
+}
+
+containerd_up() { [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
+
+import_all() {
+  local name archive want have
+  while read -r name archive; do
+    want=$(cat "$archive.digest")
+    have=$(ctr_k8s images ls 2>/dev/null | awk -v n="$name" '$1 == n {print $3}')
+    if [ "$have" = "$want" ]; then
+      continue
+    fi
+    ctr_k8s images import "$archive" >/dev/null
+    log "imported $name ($want)"
+  done <"$IMAGES/current.list"
+}
+
+build_all() {
+  local python_base redis_base
+  rm -f "$IMAGES/current.list.tmp"
+  # The two debootstraps are network-bound: run them side by side.
+  debootstrap_layer python python3 >"$IMAGES/.python-layer" &
+  local py_job=$!
+  debootstrap_layer redis redis-server >"$IMAGES/.redis-layer" &
+  local redis_job=$!
+  wait "$py_job"
+  wait "$redis_job"
+  python_base=$(cat "$IMAGES/.python-layer")
+  redis_base=$(cat "$IMAGES/.redis-layer")
+  rm -f "$IMAGES/.python-layer" "$IMAGES/.redis-layer"
+
+  # Layers are assigned before use: a failing $(...) inside an argument list would not stop
+  # the script, an assignment does.
+  local layer user
+  for what in $WANT; do
+    case $what in
+      pause)
+        layer=$(pause_layer)
+        image localhost/pause:3.10 pause --layer "$layer" --entrypoint '["/pause"]' ;;
+      executor)
+        user=$(user_layer "$python_base" runner 1000)
+        image localhost/crucible-executor-python:ci executor-python --layer "$python_base" \
+          --layer "$user" --user 1000 --workdir /home/runner --env PYTHONUNBUFFERED=1 \
+          --cmd '["python3"]' ;;
+      redis)
+        image localhost/crucible-redis:ci redis --layer "$redis_base" --user 999 \
+          --workdir /data --cmd '["redis-server"]' ;;
+      platform)
+        user=$(user_layer "$python_base" crucible 10001)
+        layer=$(platform_layer)
+        image localhost/crucible-platform:ci platform --layer "$python_base" --layer "$user" \
+          --layer "$layer" --user 10001 --workdir /tmp --env PYTHONUNBUFFERED=1 \
+          --env PYTHONDONTWRITEBYTECODE=1 --entrypoint '["crucible-dispatcher"]' ;;
+      *) log "unknown image $what"; exit 2 ;;
+    esac
+  done
+  mv "$IMAGES/current.list.tmp" "$IMAGES/current.list"
+}
+
+build_all
+if containerd_up; then
+  import_all
+elif [ "${1:-}" = --import ]; then
+  log "containerd is not running at $CONTAINERD_SOCK (start the cluster with up.sh)"
+  exit 1
+else
+  log "built; up.sh imports them when it starts containerd"
+fi
+log "images ready"

@@ -1,0 +1,113 @@
+"""End-to-end fixtures: the chart installed into a fresh namespace of a real cluster.
+
+The cluster is whatever KUBECONFIG points at (pytest-helm-charts' convention; CI starts one with
+tests/cluster/up.sh). Without a reachable cluster every test here is skipped with the reason,
+unless CRUCIBLE_E2E_REQUIRED=1 (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+
+from tests.e2e import kube
+from tests.e2e.api import Dispatcher
+
+RELEASE = "crucible-e2e"  # contains the chart name, so resource names start with it
+VALUES = kube.REPO / "tests" / "e2e" / "values.yaml"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.e2e)
+            # Pods start in seconds, but a cold node pulls nothing and still needs the time of
+            # a helm install on the first test.
+            item.add_marker(pytest.mark.timeout(900))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster_available() -> None:
+    problem = kube.cluster_problem()
+    if problem is None:
+        return
+    if os.environ.get("CRUCIBLE_E2E_REQUIRED") == "1":
+        pytest.fail(f"CRUCIBLE_E2E_REQUIRED=1 but {problem}", pytrace=False)
+    pytest.skip(problem)
+
+
+@dataclass(frozen=True)
+class Release:
+    namespace: str
+    name: str
+    api: Dispatcher
+    redis: redis.Redis
+
+    def jobs(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = kube.kubectl_json(
+            "get", "jobs", "-n", self.namespace, "-l", "app.kubernetes.io/managed-by=crucible"
+        )["items"]
+        return items
+
+    def job(self, name: str) -> dict[str, Any]:
+        job: dict[str, Any] = kube.kubectl_json("get", "job", name, "-n", self.namespace)
+        return job
+
+    def pod_of(self, job_name: str) -> dict[str, Any]:
+        pods = kube.kubectl_json("get", "pods", "-n", self.namespace, "-l", f"job-name={job_name}")
+        assert len(pods["items"]) == 1, pods["items"]
+        pod: dict[str, Any] = pods["items"][0]
+        return pod
+
+
+@pytest.fixture(scope="session")
+def release(cluster_available: None) -> Iterator[Release]:
+    """The chart, installed with the local images into a namespace that enforces Pod Security
+    "restricted", reached through its Services; uninstalled and the namespace deleted after."""
+    helm = kube.helm_binary()
+    assert helm
+    namespace = f"crucible-e2e-{secrets.token_hex(3)}"
+    kube.kubectl("create", "namespace", namespace)
+    kube.kubectl(
+        "label", "namespace", namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    )  # fmt: skip
+    try:
+        install = kube.run(
+            helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace,
+            "--values", str(VALUES), "--wait", "--timeout", "300s",
+            timeout=330, check=False,
+        )  # fmt: skip
+        if install.returncode != 0:
+            events = kube.kubectl("get", "events", "-n", namespace, check=False)
+            pytest.fail(f"helm install failed: {install.stderr}\n{events}", pytrace=False)
+        token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
+        password = kube.secret_value(namespace, f"{RELEASE}-redis", "dispatcher-password")
+        with (
+            kube.service_endpoint(namespace, f"{RELEASE}-dispatcher", 8080) as (host, port),
+            kube.service_endpoint(namespace, f"{RELEASE}-redis", 6379) as (rhost, rport),
+        ):
+            client = redis.Redis(
+                host=rhost, port=rport, username="dispatcher", password=password,
+                decode_responses=True,
+            )  # fmt: skip
+            try:
+                yield Release(namespace, RELEASE, Dispatcher(f"http://{host}:{port}", token), client)
+            finally:
+                client.close()
+    finally:
+        kube.run(helm, "uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+        kube.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+
+
+@pytest.fixture
+def api(release: Release) -> Dispatcher:
+    return release.api

@@ -1,0 +1,163 @@
+"""Dispatcher API fixtures: the real app on a real Redis, with the real local backend or, for
+tests that only look at the API's side, a fake at the backend boundary."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from dispatcher import errors, records
+from dispatcher.app import create_app
+from dispatcher.backends import base
+from dispatcher.backends.local import LocalBackend
+from dispatcher.backends.local_config import LocalConfig
+from dispatcher.serve import sidecar_env
+from dispatcher.settings import DispatcherSettings
+from sidecar import events, streams
+
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration/dispatcher" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+class FakeBackend:
+    """A fake at the backend boundary: records what it is given and runs nothing. Tests make it
+    refuse work (``refuse``) or stand in for a backend's events by publishing themselves."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.submitted: list[base.Submission] = []
+        self.cancelled: list[str] = []
+        self.refuse: Exception | None = None
+        self.is_ready = True
+        self.started = self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def submit(self, submission: base.Submission) -> base.Scheduled:
+        if self.refuse is not None:
+            raise self.refuse
+        self.submitted.append(submission)
+        return base.Scheduled(job_name=f"fake-{submission.eval_id}")
+
+    async def cancel(self, eval_id: str) -> bool:
+        self.cancelled.append(eval_id)
+        return True
+
+    async def ready(self) -> bool:
+        return self.is_ready
+
+
+def queue_full() -> errors.QueueFullError:
+    return errors.QueueFullError("full", retry_after_seconds=7)
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> DispatcherSettings:
+    return make_settings(redis_url)
+
+
+def make_settings(redis_url: str, **overrides: Any) -> DispatcherSettings:
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "sse_heartbeat_seconds": 0.2,
+        "consumer": {"block_seconds": 0.1, "claim_interval_seconds": 0.5},
+        **overrides,
+    }
+    return DispatcherSettings(**values)
+
+
+@pytest.fixture
+def fake_backend() -> FakeBackend:
+    return FakeBackend()
+
+
+AppClient = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[AppClient]]
+
+
+@pytest.fixture
+async def api(
+    redis_client: Any, aiohttp_client: Any, settings: DispatcherSettings, fake_backend: FakeBackend
+) -> AppClient:
+    """The API with the fake backend. (The Redis client is requested first so that it is
+    closed after the app has stopped.)"""
+    client: AppClient = await aiohttp_client(create_app(settings, fake_backend, redis_client))
+    return client
+
+
+@pytest.fixture
+async def local_api(
+    redis_client: redis.asyncio.Redis, aiohttp_client: Any, redis_url: str, tmp_path: Any
+) -> AsyncIterator[Callable[..., Awaitable[AppClient]]]:
+    """Factory: the API with the real local backend (``LocalConfig`` overrides as kwargs)."""
+
+    async def make(**local: Any) -> AppClient:
+        settings = make_settings(redis_url, local={"work_root": str(tmp_path / "work"), **local})
+        publisher = streams.Publisher(redis_client, settings.streams)
+        backend = LocalBackend(
+            LocalConfig(**settings.local.model_dump()),
+            redis_url=redis_url,
+            publisher=publisher,
+            sidecar_env=sidecar_env(settings.streams),
+        )
+        client: AppClient = await aiohttp_client(create_app(settings, backend, redis_client))
+        return client
+
+    yield make
+
+
+async def publish(client: redis.asyncio.Redis, eval_id: str, kind: str, **fields: Any) -> str:
+    """Publish an event as its producer would (sidecar unless ``source`` says otherwise)."""
+    fields.setdefault("source", "sidecar")
+    event = events.Event(eval_id=eval_id, type=events.EventType(kind), **fields)
+    return (await streams.Publisher(client).publish(event)).stream_id
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def record_with(api: AppClient, eval_id: str, **expected: Any) -> dict[str, Any]:
+    """Wait until the record has the expected field values; return it."""
+
+    async def check() -> dict[str, Any] | None:
+        response = await api.get(f"/v1/evaluations/{eval_id}")
+        body: dict[str, Any] = await response.json()
+        return body if all(body.get(k) == v for k, v in expected.items()) else None
+
+    result: dict[str, Any] = await wait_for(check, what=f"{eval_id} with {expected}")
+    return result
+
+
+TERMINAL = {s.value for s in records.TERMINAL_STATUSES}

@@ -1,0 +1,44 @@
+"""The API with the real local backend: real wrapper and sidecar processes, real events."""
+
+from typing import Any
+
+from dispatcher import store
+from tests.integration.dispatcher.conftest import record_with
+
+
+async def test_submitted_code_runs_and_its_record_and_output_are_complete(local_api: Any):
+    api = await local_api(concurrency=1)
+    code = "import sys; print('to out'); print('to err', file=sys.stderr); sys.exit(4)"
+    created = await api.post("/v1/evaluations", json={"code": code, "eval_id": "real"})
+    assert created.status == 201
+    events = (await (await api.get("/v1/evaluations/real/events")).read()).decode()
+    assert "event: running" in events and "event: failed" in events
+    record = await record_with(api, "real", verified=True)
+    assert (record["status"], record["exit_code"], record["job_name"]) == ("failed", 4, "local-real")
+    output = await (await api.get("/v1/evaluations/real/output")).json()
+    assert output == {"stdout": "to out\n", "stderr": "to err\n", "truncated": False}
+
+
+async def test_full_local_queue_answers_429_and_keeps_no_record(
+    local_api: Any, redis_client: Any
+):
+    api = await local_api(concurrency=0, queue_size=1)
+    assert (await api.post("/v1/evaluations", json={"code": "1", "eval_id": "q1"})).status == 201
+    refused = await api.post("/v1/evaluations", json={"code": "1", "eval_id": "q2"})
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert not await redis_client.exists(store.record_key("q2"))
+    metrics = await (await api.get("/metrics")).text()
+    assert 'crucible_dispatcher_backend_evaluations{state="queued"} 1' in metrics
+
+
+async def test_cancel_stops_a_running_process_and_stays_cancelled(local_api: Any):
+    api = await local_api(concurrency=1)
+    code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
+    await api.post("/v1/evaluations", json={"code": code, "eval_id": "stop"})
+    await record_with(api, "stop", status="running")
+    response = await api.delete("/v1/evaluations/stop")
+    assert response.status == 200
+    assert (await response.json())["status"] == "cancelled"
+    record = await record_with(api, "stop", verified=True)
+    assert record["status"] == "cancelled"

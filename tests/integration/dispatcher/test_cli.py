@@ -1,0 +1,106 @@
+"""The ``crucible`` command as a user runs it: ``serve`` (embedded Redis, local backend) and the
+client commands, all as real processes."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests import redisproc
+
+CRUCIBLE = [sys.executable, "-c", "import sys; from dispatcher.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("serve")
+    port = redisproc.free_port()
+    env = {
+        **os.environ,
+        "CRUCIBLE_DATA_DIR": str(directory / "redis"),
+        "CRUCIBLE_LOCAL__WORK_ROOT": str(directory / "work"),
+        "CRUCIBLE_API_TOKENS": "cli-token",
+    }
+    env.pop("CRUCIBLE_REDIS_URL", None)
+    log = open(directory / "serve.log", "wb")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen([*CRUCIBLE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, directory / "serve.log")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: pathlib.Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("crucible serve did not become ready:\n" + log.read_text())
+
+
+def crucible(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CRUCIBLE_URL": url, "CRUCIBLE_TOKEN": "cli-token"}
+    return subprocess.run(
+        [*CRUCIBLE, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_submit_watch_streams_output_and_exits_with_the_code(server: str):
+    code = "import sys; print('hello'); print('oops', file=sys.stderr); sys.exit(7)"
+    result = crucible(server, "submit", "--watch", code)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout == "hello\n"
+    assert "oops\n" in result.stderr
+    assert "failed exit_code=7" in result.stderr
+
+
+def test_submit_from_stdin_with_timeout_exits_124(server: str):
+    result = crucible(server, "submit", "--watch", "--timeout", "1", "-", stdin="import time\ntime.sleep(30)\n")
+    assert result.returncode == 124, result.stderr
+    assert " timeout " in result.stderr
+
+
+def test_submit_then_status_and_cancel(server: str, tmp_path: pathlib.Path):
+    script = tmp_path / "job.py"
+    script.write_text("import time\ntime.sleep(30)\n")
+    submitted = crucible(server, "submit", "-f", str(script), "--eval-id", "cli-cancel")
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["eval_id"] == "cli-cancel"
+    cancelled = crucible(server, "cancel", "cli-cancel")
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    status = crucible(server, "status", "cli-cancel")
+    assert json.loads(status.stdout)["status"] == "cancelled"
+
+
+def test_invalid_submission_prints_one_line_per_field(server: str):
+    result = crucible(server, "submit", "--memory", "lots", "--cpu", "99", "print(1)")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("crucible: 422 invalid_request")
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == ["resources.cpu", "resources.memory"]
+
+
+def test_wrong_token_is_reported(server: str):
+    env_url = server
+    result = subprocess.run(
+        [*CRUCIBLE, "status", "x", "--url", env_url, "--token", "wrong"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )
+    assert result.returncode == 1
+    assert "401 unauthorized" in result.stderr

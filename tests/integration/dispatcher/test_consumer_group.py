@@ -1,0 +1,133 @@
+"""The consumer group that feeds the status store: restarts, several dispatchers, Redis outages."""
+
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from dispatcher import metrics, records, serve, store
+from dispatcher.app import create_app
+from sidecar import streams
+from tests import redisproc
+from tests.integration.dispatcher.conftest import (
+    AppClient,
+    FakeBackend,
+    make_settings,
+    publish,
+    record_with,
+    wait_for,
+)
+
+
+def a_record(eval_id: str) -> records.Record:
+    return records.Record(
+        eval_id=eval_id,
+        status=records.Status.ACCEPTED,
+        backend="fake",
+        image="python:3.11-slim",
+        command=["true"],
+        timeout_seconds=5,
+        resources=records.Resources(cpu="1", memory="64Mi"),
+        created_at=time.time(),
+        request_digest="d",
+    )
+
+
+@pytest.fixture
+def start(aiohttp_client: Any, redis_client: redis.asyncio.Redis, redis_url: str) -> Any:
+    async def start_app(
+        client: redis.asyncio.Redis | None = None, url: str | None = None, **settings: Any
+    ) -> AppClient:
+        app = create_app(
+            make_settings(url or redis_url, **settings),
+            FakeBackend(),
+            client or redis_client,
+            registry=metrics.Registry(),
+        )
+        started: AppClient = await aiohttp_client(app)
+        return started
+
+    return start_app
+
+
+async def test_events_published_while_no_dispatcher_runs_are_applied_on_start(
+    start: Any, redis_client: redis.asyncio.Redis
+):
+    first = await start()
+    await first.post("/v1/evaluations", json={"code": "1", "eval_id": "gap"})
+    await first.close()
+    await publish(redis_client, "gap", "running", started_at=3.0)
+    await publish(redis_client, "gap", "completed", exit_code=0, output="ok")
+    second = await start()
+    record = await record_with(second, "gap", status="completed")
+    assert (record["started_at"], record["output"]) == (3.0, "ok")
+
+
+async def test_events_from_before_the_group_existed_are_applied(
+    start: Any, redis_client: redis.asyncio.Redis
+):
+    await store.Store(redis_client, ttl_seconds=60).create(a_record("early"))
+    await publish(redis_client, "early", "failed", exit_code=2)
+    api = await start()
+    await record_with(api, "early", status="failed", exit_code=2)
+
+
+async def test_two_dispatchers_share_the_stream_and_apply_each_event_once(
+    start: Any, redis_client: redis.asyncio.Redis
+):
+    apis = [await start(), await start()]
+    ids = [f"two{i}" for i in range(20)]
+    for i, eval_id in enumerate(ids):
+        await apis[i % 2].post("/v1/evaluations", json={"code": "1", "eval_id": eval_id})
+        await publish(redis_client, eval_id, "completed", exit_code=i)
+    for i, eval_id in enumerate(ids):
+        await record_with(apis[(i + 1) % 2], eval_id, status="completed", exit_code=i)
+
+    async def all_acknowledged() -> bool:
+        pending = await redis_client.xpending(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP)
+        return pending["pending"] == 0
+
+    await wait_for(all_acknowledged, what="every entry acknowledged")
+    info = await redis_client.xinfo_groups(streams.GLOBAL_STREAM)
+    assert info[0]["consumers"] == 2
+    assert info[0]["entries-read"] == 40  # 20 accepted + 20 completed, each delivered once
+
+
+async def test_entries_left_pending_by_a_dead_dispatcher_are_claimed(
+    start: Any, redis_client: redis.asyncio.Redis
+):
+    await store.Store(redis_client, ttl_seconds=60).create(a_record("orphan"))
+    await redis_client.xgroup_create(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True)
+    await publish(redis_client, "orphan", "completed", exit_code=5)
+    # A dispatcher that read the entry and died before acknowledging it.
+    await redis_client.xreadgroup(streams.CONSUMER_GROUP, "dead", {streams.GLOBAL_STREAM: ">"})
+    api = await start(consumer={"claim_idle_seconds": 0.05, "claim_interval_seconds": 0.1,
+                                "block_seconds": 0.05})
+    await record_with(api, "orphan", status="completed", exit_code=5)
+
+
+async def test_a_deleted_group_is_recreated(start: Any, redis_client: redis.asyncio.Redis):
+    api = await start()
+    await api.post("/v1/evaluations", json={"code": "1", "eval_id": "nogroup"})
+    await record_with(api, "nogroup", status="accepted")
+    await redis_client.xgroup_destroy(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP)
+    await publish(redis_client, "nogroup", "completed", exit_code=0)
+    await record_with(api, "nogroup", status="completed")
+
+
+async def test_redis_restart_is_survived(
+    start: Any, restartable_redis: redisproc.RedisProcess
+):
+    client = serve.connect(restartable_redis.url)
+    try:
+        api = await start(client=client, url=restartable_redis.url,
+                          consumer={"block_seconds": 0.05, "backoff_max_seconds": 0.2})
+        await api.post("/v1/evaluations", json={"code": "1", "eval_id": "survivor"})
+        restartable_redis.kill()
+        restartable_redis.start()
+        await publish(client, "survivor", "completed", exit_code=0)
+        await record_with(api, "survivor", status="completed")
+        await api.close()
+    finally:
+        await client.aclose()

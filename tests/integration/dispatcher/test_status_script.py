@@ -1,0 +1,165 @@
+"""apply_event.lua against the pure rules of dispatcher.statuses, on a real Redis server.
+
+The pure rules are the statement; the script must reach exactly the same record for any
+sequence of events, including replays, out-of-order and conflicting verdicts."""
+
+import importlib.resources
+import json
+import uuid
+from typing import Any
+
+import hypothesis
+import redis
+from hypothesis import strategies as st
+
+from dispatcher import records, statuses, store
+from sidecar import events
+from tests import redisproc
+
+SCRIPT = importlib.resources.files("dispatcher").joinpath("apply_event.lua").read_text()
+CREATE = importlib.resources.files("dispatcher").joinpath("create_record.lua").read_text()
+
+_event = st.fixed_dictionaries(
+    {
+        "seq": st.integers(1, 10),
+        "type": st.sampled_from(list(events.EventType)),
+        "source": st.sampled_from(["sidecar", "dispatcher"]),
+        "verified": st.sampled_from([None, False, True]),
+        "exit_code": st.sampled_from([None, 0, 1, 137, 143]),
+        "signal": st.sampled_from([None, 9, 15]),
+        "reason": st.sampled_from([None, "OOMKilled", "DeadlineExceeded", "ImagePullBackOff"]),
+        "job_name": st.sampled_from([None, "job-a"]),
+        "started_at": st.sampled_from([None, 1.5]),
+        "output": st.sampled_from([None, "", "tail ✓"]),
+        "truncated": st.sampled_from([None, False, True]),
+        "duration_seconds": st.sampled_from([None, 0.25]),
+        "ts": st.floats(1e9, 2e9),
+    }
+)
+
+
+def new_record(eval_id: str) -> records.Record:
+    return records.Record(
+        eval_id=eval_id,
+        status=records.Status.ACCEPTED,
+        backend="local",
+        image="python:3.11-slim",
+        command=["python", "-c", "1"],
+        timeout_seconds=5,
+        resources=records.Resources(cpu="500m", memory="512Mi"),
+        created_at=1_700_000_000.25,
+        request_digest="d",
+    )
+
+
+def lua_apply(client: redis.Redis, record: records.Record, sequence: list[events.Event]) -> dict[str, Any]:
+    create, apply = client.register_script(CREATE), client.register_script(SCRIPT)
+    key = store.record_key(record.eval_id)
+    args: list[Any] = [60, record.created_at, record.eval_id, '"n"']
+    for name, value in store.encode_record(record).items():
+        args += [name, value]
+    create(keys=[key, store.INDEX, store.status_index(record.status)], args=args)
+    for event in sequence:
+        apply(keys=[key, *store.STATUS_INDEXES], args=store.event_args(event))
+    fields = store.decode_fields(client.hgetall(key))
+    fields.pop("creation_nonce")
+    return fields
+
+
+def pure_apply(record: records.Record, sequence: list[events.Event]) -> dict[str, Any]:
+    fields = json.loads(record.model_dump_json(exclude_none=True))
+    for event in sequence:
+        changes = statuses.transition(fields, event)
+        if changes is not None:
+            fields = statuses.applied(fields, changes)
+    return fields
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(raw=st.lists(_event, min_size=1, max_size=8), in_order=st.booleans())
+def test_script_reaches_the_same_record_as_the_pure_rules(
+    redis_server: redisproc.RedisProcess, raw: list[dict[str, Any]], in_order: bool
+):
+    if in_order:  # as producers publish; otherwise replays and stale events are mixed in
+        raw = sorted(raw, key=lambda e: int(e["seq"]))
+    eval_id = uuid.uuid4().hex
+    sequence = [events.Event(eval_id=eval_id, **{k: v for k, v in e.items() if v is not None}) for e in raw]
+    record = new_record(eval_id)
+    with redis.Redis.from_url(redis_server.url) as client:
+        from_lua = lua_apply(client, record, sequence)
+        expected = pure_apply(record, sequence)
+        assert from_lua == expected
+        # The record sits in exactly one status index: its own.
+        homes = [k for k in store.STATUS_INDEXES if client.zscore(k, eval_id) is not None]
+        assert homes == [store.status_index(records.Status(expected["status"]))]
+        client.delete(store.record_key(eval_id))
+
+
+def verdict(eval_id: str, seq: int, kind: str, **fields: Any) -> events.Event:
+    fields.setdefault("source", "sidecar")
+    return events.Event(eval_id=eval_id, seq=seq, type=events.EventType(kind), **fields)
+
+
+def test_oom_verdict_after_sidecar_completed_corrects_status_and_fields(
+    redis_server: redisproc.RedisProcess,
+):
+    sequence = [
+        verdict("oom", 1, "running", started_at=1.0),
+        verdict("oom", 2, "completed", exit_code=0),
+        verdict("oom", 3, "failed", exit_code=137, reason="OOMKilled", source="dispatcher",
+                verified=True),
+    ]
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("oom"))
+        record = lua_apply(client, new_record("oom"), sequence)
+    assert record["status"] == "failed"
+    assert (record["exit_code"], record["reason"], record["verified"]) == (137, "OOMKilled", True)
+    assert record["correction"] == "status completed -> failed, exit_code 0 -> 137, reason none -> OOMKilled"
+
+
+def test_replayed_and_stale_events_change_nothing(redis_server: redisproc.RedisProcess):
+    sequence = [
+        verdict("rp", 2, "running", started_at=1.0),
+        verdict("rp", 3, "completed", exit_code=0),
+        verdict("rp", 3, "completed", exit_code=0),
+        verdict("rp", 1, "accepted", source="dispatcher"),
+        verdict("rp", 2, "failed", exit_code=9, source="dispatcher", verified=True),
+    ]
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("rp"))
+        record = lua_apply(client, new_record("rp"), sequence)
+    assert (record["status"], record["exit_code"], record["last_seq"]) == ("completed", 0, 3)
+    assert record["verified"] is False
+
+
+def test_late_scheduled_records_job_name_without_moving_status_back(
+    redis_server: redisproc.RedisProcess,
+):
+    sequence = [
+        verdict("late", 3, "running", started_at=1.0),
+        verdict("late", 4, "scheduled", job_name="job-late", source="dispatcher"),
+    ]
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("late"))
+        record = lua_apply(client, new_record("late"), sequence)
+    assert (record["status"], record["job_name"]) == ("running", "job-late")
+    assert "scheduled_at" in record
+
+
+def test_cancelled_stays_cancelled_and_only_gains_missing_exit_code(
+    redis_server: redisproc.RedisProcess,
+):
+    confirm = {"source": "dispatcher", "verified": True, "exit_code": 143, "signal": 15}
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("cx1"), store.record_key("cx2"))
+        bare = lua_apply(client, new_record("cx1"), [
+            verdict("cx1", 1, "cancelled", source="dispatcher"),
+            verdict("cx1", 2, "failed", **confirm),
+        ])
+        known = lua_apply(client, new_record("cx2"), [
+            verdict("cx2", 1, "cancelled", source="dispatcher", exit_code=130),
+            verdict("cx2", 2, "failed", **confirm),
+        ])
+    assert (bare["status"], bare["exit_code"], bare["signal"]) == ("cancelled", 143, 15)
+    assert (known["status"], known["exit_code"], known["verified"]) == ("cancelled", 130, True)
+    assert "correction" not in bare and "correction" not in known

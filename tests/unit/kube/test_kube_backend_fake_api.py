@@ -1,0 +1,370 @@
+"""The backend and its reconciler with the real client, a real Redis and a fake API server.
+
+The fake (kube_fake_api) plays the API server and, through the tests, the kubelet; everything
+of crucible's runs for real: the kubernetes client, the watch threads, the publish script.
+"""
+
+import asyncio
+import datetime
+import pathlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from dispatcher import errors, records
+from dispatcher.backends import base
+from dispatcher.kube import cancels, names, reconciler
+from dispatcher.kube import config as kube_config
+from dispatcher.kube.backend import KubernetesBackend
+from sidecar import events, streams
+from tests.unit.kube import kube_samples
+from tests.unit.kube.kube_fake_api import FakeKubeAPI
+
+Make = Callable[..., Awaitable[KubernetesBackend]]
+
+
+def submission(eval_id: str = "eval-1", **overrides: Any) -> base.Submission:
+    fields: dict[str, Any] = {
+        "eval_id": eval_id,
+        "command": ["python", "-c", "print('hi')"],
+        "image": "python:3.12-slim",
+        "timeout_seconds": 30.0,
+        "resources": records.Resources(cpu="500m", memory="256Mi"),
+        "env": {"A": "1"},
+        "labels": {"team": "ml"},
+    }
+    fields.update(overrides)
+    return base.Submission(**fields)
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeKubeAPI]:
+    api = FakeKubeAPI()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_backend(
+    fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis, tmp_path: pathlib.Path
+) -> AsyncIterator[Make]:
+    made: list[KubernetesBackend] = []
+
+    async def make(**overrides: Any) -> KubernetesBackend:
+        settings: dict[str, Any] = {
+            "namespace": "evals",
+            "kubeconfig_path": str(fake_api.kubeconfig(tmp_path)),
+            "job_template_path": str(kube_samples.CHART_TEMPLATE),
+            "tick_seconds": 0.05,
+        }
+        settings.update(overrides)
+        backend = KubernetesBackend(
+            kube_config.KubernetesConfig(**settings),
+            redis_client=redis_client,
+            publisher=streams.Publisher(redis_client),
+        )
+        await backend.start()
+        made.append(backend)
+        assert backend.reconciler is not None
+        async with asyncio.timeout(10):
+            for listed in backend.reconciler.listed.values():
+                await listed.wait()
+        return backend
+
+    yield make
+    for backend in made:
+        await backend.close()
+
+
+async def wait_event(
+    client: redis.asyncio.Redis,
+    eval_id: str,
+    predicate: Callable[[events.Event], bool],
+    within: float = 10.0,
+) -> events.Event:
+    """The first event of ``eval_id`` that satisfies ``predicate`` (XREAD blocks, no sleeps)."""
+    last = "0"
+    async with asyncio.timeout(within):
+        while True:
+            reply = await client.xread({streams.eval_stream(eval_id): last}, block=500)
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    event = events.parse(fields[streams.EVENT_FIELD.encode()])
+                    if predicate(event):
+                        return event
+
+
+async def all_events(client: redis.asyncio.Redis, eval_id: str) -> list[events.Event]:
+    entries = await client.xrange(streams.eval_stream(eval_id))
+    return [events.parse(fields[streams.EVENT_FIELD.encode()]) for _, fields in entries]
+
+
+def terminated(exit_code: int, reason: str) -> dict[str, Any]:
+    return {
+        "phase": "Failed" if exit_code else "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "evaluation",
+                "ready": False,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": reason,
+                        "startedAt": "2026-01-01T00:00:01Z",
+                        "finishedAt": "2026-01-01T00:00:03Z",
+                    }
+                },
+            }
+        ],
+    }
+
+
+def waiting(reason: str) -> dict[str, Any]:
+    return {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "evaluation", "ready": False, "state": {"waiting": {"reason": reason}}}
+        ],
+    }
+
+
+async def test_submit_creates_the_instrumented_job_and_publishes_scheduled(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+    scheduled = await backend.submit(submission())
+    assert scheduled.job_name == names.job_name("eval-1")
+    job = fake_api.objects["jobs"][scheduled.job_name]
+    assert job["metadata"]["namespace"] == "evals"
+    assert job["metadata"]["labels"][names.LABEL_EVAL_ID] == "eval-1"
+    main = job["spec"]["template"]["spec"]["containers"][0]
+    assert main["command"][-4:] == ["--", "python", "-c", "print('hi')"]
+    event = await wait_event(redis_client, "eval-1", lambda e: e.type == "scheduled")
+    assert event.job_name == scheduled.job_name
+    assert event.source == "dispatcher"
+
+
+async def test_submitting_the_same_evaluation_again_is_idempotent(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+    first = await backend.submit(submission())
+    again = await backend.submit(submission())
+    assert first == again
+    assert len(fake_api.objects["jobs"]) == 1
+    scheduled = [e for e in await all_events(redis_client, "eval-1") if e.type == "scheduled"]
+    assert len(scheduled) == 1
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "reason", "want_type", "want_reason"),
+    [
+        (0, "Completed", "completed", None),
+        (137, "OOMKilled", "failed", "OOMKilled"),
+        (3, "Error", "failed", None),
+    ],
+)
+async def test_verified_verdict_is_published_when_the_main_container_terminates(
+    make_backend: Make,
+    fake_api: FakeKubeAPI,
+    redis_client: redis.asyncio.Redis,
+    exit_code: int,
+    reason: str,
+    want_type: str,
+    want_reason: str | None,
+) -> None:
+    backend = await make_backend()
+    scheduled = await backend.submit(submission())
+    job = fake_api.objects["jobs"][scheduled.job_name]
+    await fake_api.put_pod(job, {"phase": "Running"})
+    await fake_api.put_pod(job, terminated(exit_code, reason))
+    verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert (verdict.type, verdict.reason, verdict.exit_code) == (want_type, want_reason, exit_code)
+    assert verdict.verified is True
+    assert verdict.source == "dispatcher"
+    assert verdict.duration_seconds == 2.0
+
+
+async def test_image_pull_failure_is_pending_then_error_and_the_job_is_deleted(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend(pending_grace_seconds=1.0)
+    scheduled = await backend.submit(submission())
+    job = fake_api.objects["jobs"][scheduled.job_name]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await fake_api.put_pod(job, waiting("ImagePullBackOff"), creationTimestamp=now)
+    pending = await wait_event(redis_client, "eval-1", lambda e: e.type == "pending")
+    assert pending.reason == "ImagePullBackOff"
+    error = await wait_event(redis_client, "eval-1", lambda e: e.type == "error")
+    assert error.reason is not None
+    assert error.reason.startswith("ImagePullBackOff")
+    await fake_api.wait_for(lambda: scheduled.job_name not in fake_api.objects["jobs"])
+
+
+async def test_cancel_deletes_the_job_and_the_reconciler_confirms_cancelled(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+    scheduled = await backend.submit(submission())
+    assert await backend.cancel("eval-1") is True
+    assert scheduled.job_name not in fake_api.objects["jobs"]
+    verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert (verdict.type, verdict.verified) == ("cancelled", True)
+    assert await backend.cancel("eval-1") is False  # nothing left to stop
+
+
+async def test_a_cancel_before_the_submit_creates_no_job(
+    make_backend: Make, fake_api: FakeKubeAPI
+) -> None:
+    backend = await make_backend()
+    assert await backend.cancel("eval-1") is False
+    await backend.submit(submission())
+    assert fake_api.objects["jobs"] == {}
+
+
+async def test_a_cancel_racing_the_create_leaves_no_job(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+
+    async def cancel_while_creating(job: dict[str, Any]) -> None:
+        # Another replica's cancel lands between our tombstone check and our create.
+        await cancels.remember(redis_client, "eval-1", 60)
+
+    fake_api.on_create = cancel_while_creating
+    await backend.submit(submission())
+    assert fake_api.objects["jobs"] == {}
+    assert not [e for e in await all_events(redis_client, "eval-1") if e.type == "scheduled"]
+
+
+async def test_a_job_deleted_by_someone_else_is_an_error(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+    scheduled = await backend.submit(submission())
+    await fake_api.remove("jobs", scheduled.job_name)
+    verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert verdict.type == "error"
+    assert verdict.reason is not None
+    assert verdict.reason.startswith("JobDeleted")
+
+
+async def test_watches_resume_after_410_gone_by_listing_again(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend()
+    await fake_api.wait_for(lambda: all(fake_api.open_watches.values()))
+    lists_before = dict(fake_api.lists)
+    await fake_api.expire_watches()
+    await fake_api.wait_for(
+        lambda: all(fake_api.lists[k] > lists_before[k] for k in ("jobs", "pods"))
+    )
+    scheduled = await backend.submit(submission())
+    await fake_api.put_pod(fake_api.objects["jobs"][scheduled.job_name], terminated(0, "Completed"))
+    verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert verdict.type == "completed"
+
+
+async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    for eval_id in ("orphan", "known"):
+        manifest = kube_samples_manifest(eval_id)
+        manifest["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+        await fake_api.put("jobs", manifest)
+    await redis_client.set(reconciler.record_key("known"), "stand-in for the record hash")
+    await make_backend()
+    await fake_api.wait_for(lambda: names.job_name("orphan") not in fake_api.objects["jobs"])
+    assert names.job_name("known") in fake_api.objects["jobs"]
+
+
+def kube_samples_manifest(eval_id: str) -> dict[str, Any]:
+    from dispatcher.kube import backend, templates
+
+    config = kube_config.KubernetesConfig(namespace="evals")
+    template = templates.load(str(kube_samples.CHART_TEMPLATE))
+    return backend.manifest(template, submission(eval_id), config, now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (
+            403,
+            {
+                "kind": "Status",
+                "code": 403,
+                "message": 'jobs.batch "x" is forbidden: exceeded '
+                "quota: evals, requested: count/jobs.batch=1",
+            },
+            errors.QueueFullError,
+        ),
+        (
+            422,
+            {"kind": "Status", "code": 422, "message": "Job.batch is invalid: cpu"},
+            errors.InvalidRequestError,
+        ),
+        (
+            500,
+            {"kind": "Status", "code": 500, "message": "etcd down " * 500},
+            errors.BackendUnavailableError,
+        ),
+    ],
+)
+async def test_api_errors_become_dispatcher_errors_with_bounded_text(
+    make_backend: Make,
+    fake_api: FakeKubeAPI,
+    status: int,
+    body: dict[str, Any],
+    error: type[errors.DispatcherError],
+) -> None:
+    backend = await make_backend()
+    fake_api.fail_with = (status, body)
+    with pytest.raises(error) as caught:
+        await backend.submit(submission())
+    assert len(caught.value.message) < errors.MAX_UPSTREAM_TEXT + 100
+    assert not isinstance(caught.value, type(caught.value.__cause__))
+
+
+async def test_unreachable_api_is_backend_unavailable_and_not_ready(
+    make_backend: Make, fake_api: FakeKubeAPI
+) -> None:
+    backend = await make_backend(api_timeout_seconds=2.0)
+    assert await backend.ready() is True
+    await fake_api.stop()
+    assert await backend.ready() is False
+    with pytest.raises(errors.BackendUnavailableError):
+        await backend.submit(submission())
+
+
+async def test_a_broken_template_stops_the_start(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(kube_samples.CHART_TEMPLATE.read_text().replace("kind: Job", "kind: Pod"))
+    config = kube_config.KubernetesConfig(job_template_path=str(path))
+    backend = KubernetesBackend(config, redis_client=None, publisher=None)  # type: ignore[arg-type]
+    with pytest.raises(errors.TemplateError, match="not a Job"):
+        await backend.start()
+
+
+async def test_plain_mode_job_is_deleted_when_the_sidecar_outlives_main(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = await make_backend(sidecar_mode="plain", plain_sidecar_linger_seconds=0.0)
+    scheduled = await backend.submit(submission())
+    status = terminated(137, "OOMKilled") | {"phase": "Running"}  # the sidecar still runs
+    await fake_api.put_pod(fake_api.objects["jobs"][scheduled.job_name], status)
+    verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert verdict.reason == "OOMKilled"
+    await fake_api.wait_for(lambda: scheduled.job_name not in fake_api.objects["jobs"])

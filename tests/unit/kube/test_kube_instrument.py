@@ -1,0 +1,281 @@
+import copy
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatcher import errors
+from dispatcher.kube import config as kube_config
+from dispatcher.kube import instrument, names, templates
+from tests.unit.kube import kube_samples
+
+CONFIG = kube_config.KubernetesConfig(
+    namespace="evals",
+    redis_password_secret="crucible-redis-sidecar",
+    service_account_name="crucible-evaluation",
+    platform_image="registry.example/crucible:1.2.3",
+)
+TEMPLATE = templates.load(str(kube_samples.CHART_TEMPLATE))
+
+
+def target(**overrides: Any) -> instrument.Target:
+    base: dict[str, Any] = {
+        "eval_id": "eval-1",
+        "job_name": names.job_name("eval-1"),
+        "timeout_seconds": 30.0,
+        "labels": {"team": "ml"},
+        "created_at": "2026-01-01T00:00:00Z",
+        "main_container": "evaluation",
+    }
+    base.update(overrides)
+    return instrument.Target(**base)
+
+
+def job(config: kube_config.KubernetesConfig = CONFIG, **overrides: Any) -> dict[str, Any]:
+    rendered = TEMPLATE.render(kube_samples.values(command=["python", "-c", "print(1)"]))
+    return instrument.instrument(rendered, target(**overrides), config)
+
+
+def pod_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return pod
+
+
+def every_container(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = pod_of(manifest)
+    return list(pod["containers"]) + list(pod.get("initContainers") or [])
+
+
+def by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in every_container(manifest) if c["name"] == name)
+
+
+@pytest.mark.parametrize("mode", ["native", "plain"])
+def test_every_container_meets_pod_security_restricted(mode: str) -> None:
+    manifest = job(CONFIG.model_copy(update={"sidecar_mode": mode}))
+    pod = pod_of(manifest)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert len(every_container(manifest)) == 3
+    for container in every_container(manifest):
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["privileged"] is False
+        assert security["runAsNonRoot"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert security["readOnlyRootFilesystem"] is True
+
+
+def test_template_capabilities_and_privilege_are_overridden() -> None:
+    rendered = TEMPLATE.render(kube_samples.values())
+    main = templates.containers(rendered)[0]
+    main["securityContext"] = {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}
+    manifest = instrument.instrument(rendered, target(), CONFIG)
+    security = by_name(manifest, "evaluation")["securityContext"]
+    assert security["privileged"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_no_service_account_token_and_the_configured_account() -> None:
+    pod = pod_of(job())
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "crucible-evaluation"
+    assert pod["enableServiceLinks"] is False
+    assert pod["shareProcessNamespace"] is False
+    assert pod["restartPolicy"] == "Never"
+
+
+def test_redis_password_is_mounted_into_the_sidecar_only() -> None:
+    manifest = job()
+    volume = next(v for v in pod_of(manifest)["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == "crucible-redis-sidecar"
+    for container in every_container(manifest):
+        mounted = {m["name"] for m in container.get("volumeMounts") or []}
+        has_secret_env = any("valueFrom" in e for e in container.get("env") or [])
+        assert not has_secret_env
+        assert (volume["name"] in mounted) == (container["name"] == instrument.SIDECAR_CONTAINER)
+    sidecar_env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
+    assert sidecar_env["CRUCIBLE_SIDECAR_REDIS_PASSWORD_FILE"] == "/crucible/secrets/redis/password"
+
+
+def test_without_a_password_secret_nothing_is_mounted() -> None:
+    manifest = job(CONFIG.model_copy(update={"redis_password_secret": None}))
+    assert not any("secret" in v for v in pod_of(manifest)["volumes"])
+    env = {e["name"] for e in by_name(manifest, "crucible-sidecar")["env"]}
+    assert "CRUCIBLE_SIDECAR_REDIS_PASSWORD_FILE" not in env
+
+
+def test_main_command_runs_through_the_wrapper() -> None:
+    main = by_name(job(timeout_seconds=12.5), "evaluation")
+    assert main["command"] == [
+        "python", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
+        "--state-dir", "/crucible/state", "--", "python", "-c", "print(1)",
+    ]  # fmt: skip
+    assert "args" not in main
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    assert mounts["/crucible/bin"]["readOnly"] is True
+    assert mounts["/crucible/state"]["name"] == instrument.STATE_VOLUME
+
+
+def test_template_args_follow_the_command_after_the_separator() -> None:
+    text = kube_samples.CHART_TEMPLATE.read_text().replace(
+        "\n          command: ${crucible.command}\n",
+        "\n          command: [python, -u]\n          args: ${crucible.command}\n",
+    )
+    rendered = templates.parse(text).render(kube_samples.values(command=["-c", "pass"]))
+    main = templates.containers(instrument.instrument(rendered, target(), CONFIG))[0]
+    assert main["command"][-5:] == ["--", "python", "-u", "-c", "pass"]
+
+
+@pytest.mark.parametrize(("timeout", "grace", "margin", "want"), [(30, 5, 30, 65), (0.5, 0, 0, 1)])
+def test_active_deadline_is_timeout_plus_grace_plus_margin(
+    timeout: float, grace: float, margin: int, want: int
+) -> None:
+    config = CONFIG.model_copy(update={"grace_seconds": grace, "deadline_margin_seconds": margin})
+    spec = job(config, timeout_seconds=timeout)["spec"]
+    assert spec["activeDeadlineSeconds"] == want
+    assert spec["backoffLimit"] == 0
+    assert spec["ttlSecondsAfterFinished"] == CONFIG.ttl_seconds_after_finished
+
+
+def test_native_sidecar_gates_user_code_on_the_ready_file() -> None:
+    manifest = job()
+    pod = pod_of(manifest)
+    assert [c["name"] for c in pod["initContainers"]] == [
+        "crucible-wrapper-copy",
+        "crucible-sidecar",
+    ]
+    assert [c["name"] for c in pod["containers"]] == ["evaluation"]
+    sidecar = pod["initContainers"][1]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]["exec"]["command"][-1] == "/crucible/state/sidecar.ready"
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL"] == "false"
+    assert env["CRUCIBLE_SIDECAR_STATE_DIR"] == "/crucible/state"
+
+
+def test_ready_file_name_matches_the_state_contract() -> None:
+    from wrapper import state
+
+    assert f"{state.DEFAULT_STATE_DIR}/{state.SIDECAR_READY_FILE}" == instrument.SIDECAR_READY
+
+
+def test_plain_sidecar_is_a_container_that_exits_after_the_end() -> None:
+    pod = pod_of(job(CONFIG.model_copy(update={"sidecar_mode": "plain"})))
+    assert [c["name"] for c in pod["initContainers"]] == ["crucible-wrapper-copy"]
+    sidecar = pod["containers"][1]
+    assert sidecar["name"] == "crucible-sidecar"
+    assert "restartPolicy" not in sidecar
+    assert "startupProbe" not in sidecar
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL"] == "true"
+
+
+def test_wrapper_copy_has_small_requests_and_a_generous_cpu_limit() -> None:
+    copier = by_name(job(), "crucible-wrapper-copy")
+    assert copier["command"][-2:] == [
+        "/opt/crucible/crucible-wrapper",
+        "/crucible/bin/crucible-wrapper",
+    ]
+    assert copier["resources"]["requests"]["cpu"] == "10m"
+    assert copier["resources"]["limits"]["cpu"] == "1"
+    bin_volume = next(v for v in pod_of(job())["volumes"] if v["name"] == "crucible-bin")
+    assert bin_volume["emptyDir"]["sizeLimit"] == "16Mi"
+
+
+def test_labels_are_valid_and_the_exact_id_is_annotated() -> None:
+    eval_id = "Weird id/with spaces & $(X) " + "z" * 80
+    manifest = job(eval_id=eval_id, job_name=names.job_name(eval_id))
+    for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+        assert meta["labels"][names.LABEL_MANAGED_BY] == "crucible"
+        assert names.is_label_value(meta["labels"][names.LABEL_EVAL_ID])
+        assert meta["annotations"][names.ANNOTATION_EVAL_ID] == eval_id
+        assert meta["labels"]["user.crucible.dev/team"] == "ml"
+    assert manifest["metadata"]["name"] == names.job_name(eval_id)
+    assert manifest["metadata"]["namespace"] == "evals"
+    env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
+    assert env["CRUCIBLE_SIDECAR_EVAL_ID"] == eval_id.replace("$", "$$")
+
+
+def test_user_labels_can_go_to_annotations_where_any_value_fits() -> None:
+    config = CONFIG.model_copy(update={"user_labels_as": "annotations"})
+    manifest = job(config, labels={"note": "free text: with spaces\nand lines"})
+    assert manifest["metadata"]["annotations"]["user.crucible.dev/note"].startswith("free text")
+    assert "user.crucible.dev/note" not in manifest["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("labels", [{"bad key": "v"}, {"k": "not a label value"}, {"k" * 64: "v"}])
+def test_invalid_user_labels_are_refused(labels: dict[str, str]) -> None:
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        job(labels=labels)
+    assert any(key.startswith("labels.") for key in caught.value.details)
+
+
+def test_instrumenting_does_not_modify_the_rendered_job() -> None:
+    rendered = TEMPLATE.render(kube_samples.values())
+    before = copy.deepcopy(rendered)
+    instrument.instrument(rendered, target(), CONFIG)
+    assert rendered == before
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
+        (lambda pod: pod["volumes"].append({"name": "crucible-state", "emptyDir": {}}), "reserved"),
+        (lambda pod: pod["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
+        (
+            lambda pod: pod["volumes"].append(
+                {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
+            ),
+            "service-account token",
+        ),
+        (
+            lambda pod: pod["containers"][0]["volumeMounts"].append(
+                {"name": "tmp", "mountPath": "/crucible/x"}
+            ),
+            "reserved",
+        ),
+        (lambda pod: pod["containers"].append({"name": "crucible-x", "image": "i"}), "prefix"),
+        (lambda pod: pod.update(securityContext={"runAsUser": 0}), "runAsUser 0"),
+    ],
+)
+def test_templates_crucible_would_break_are_refused(patch: Any, message: str) -> None:
+    rendered = TEMPLATE.render(kube_samples.values())
+    patch(rendered["spec"]["template"]["spec"])
+    with pytest.raises(errors.TemplateError, match=message):
+        instrument.instrument(rendered, target(), CONFIG)
+
+
+@pytest.mark.parametrize("mode", ["native", "plain"])
+@pytest.mark.parametrize("version", ["1.29.0", kubernetes_validate.utils.latest_version()])
+def test_instrumented_job_is_valid_for_kubernetes(mode: str, version: str) -> None:
+    manifest = job(CONFIG.model_copy(update={"sidecar_mode": mode}))
+    kubernetes_validate.validate(manifest, version, strict=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(exclude_categories=()), max_size=120))
+def test_any_eval_id_gives_valid_names_and_labels(eval_id: str) -> None:
+    manifest = job(eval_id=eval_id, job_name=names.job_name(eval_id))
+    assert names.is_dns_label(manifest["metadata"]["name"])
+    for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+        assert all(names.is_label_value(v) for v in meta["labels"].values())
+        assert meta["annotations"][names.ANNOTATION_EVAL_ID] == eval_id
+
+
+def test_extra_sidecar_settings_are_added_but_cannot_override_crucibles() -> None:
+    rendered = TEMPLATE.render(kube_samples.values())
+    extra = {
+        "CRUCIBLE_SIDECAR_TTL_SECONDS": "3600",
+        "CRUCIBLE_SIDECAR_EVAL_ID": "someone-else",
+        "PATH": "/evil",
+    }
+    manifest = instrument.instrument(rendered, target(), CONFIG, sidecar_env=extra)
+    env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
+    assert env["CRUCIBLE_SIDECAR_TTL_SECONDS"] == "3600"
+    assert env["CRUCIBLE_SIDECAR_EVAL_ID"] == "eval-1"
+    assert "PATH" not in env

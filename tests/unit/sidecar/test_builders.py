@@ -1,0 +1,142 @@
+"""The pure event builders: records and bytes in, events and tokens out."""
+
+import pytest
+
+from sidecar import builders, events
+from wrapper import state
+
+
+def terminal(record: dict[str, object], output: str = "out", error: str = "err") -> events.Event:
+    return builders.terminal_event("ev", record, output=output, error=error)
+
+
+def test_exit_0_is_completed_with_every_field() -> None:
+    record = state.exit_record(0, duration_seconds=1.5, stderr_truncated=True)
+    event = terminal(record)
+    assert event.type == events.EventType.COMPLETED
+    assert (event.exit_code, event.signal, event.duration_seconds) == (0, None, 1.5)
+    assert (event.output, event.error, event.truncated, event.verified) == (
+        "out",
+        "err",
+        True,
+        False,
+    )
+    assert event.reason is None
+    assert event.source == "sidecar"
+
+
+@pytest.mark.parametrize(
+    ("record", "expected_type", "expected_reason"),
+    [
+        (state.exit_record(1), events.EventType.FAILED, None),
+        (state.exit_record(137, signal=9), events.EventType.FAILED, None),
+        (
+            state.exit_record(143, signal=15, timed_out=True, duration_seconds=30.004),
+            events.EventType.TIMEOUT,
+            "timeout after 30s",
+        ),
+        (
+            {
+                **state.exit_record(143, timed_out=True, duration_seconds=31.2),
+                "timeout_seconds": 2.5,
+            },
+            events.EventType.TIMEOUT,
+            "timeout after 2.5s",
+        ),
+        (
+            state.exit_record(127, wrapper_error="command not found: x"),
+            events.EventType.ERROR,
+            "command not found: x",
+        ),
+        # A wrapper error wins over a timeout: the command never ran properly.
+        (
+            state.exit_record(126, timed_out=True, wrapper_error="permission denied: x"),
+            events.EventType.ERROR,
+            "permission denied: x",
+        ),
+    ],
+)
+def test_the_verdict_follows_the_exit_record(
+    record: dict[str, object], expected_type: events.EventType, expected_reason: str | None
+) -> None:
+    event = terminal(record)
+    assert event.type == expected_type
+    assert event.reason == expected_reason
+    assert event.exit_code == record["exit_code"]
+    assert event.terminal
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{}, {"exit_code": "x"}, {"exit_code": 0, "duration_seconds": -1}, {"exit_code": None}],
+)
+def test_a_malformed_exit_record_is_an_error_not_a_crash(record: dict[str, object]) -> None:
+    event = terminal(record)
+    assert event.type == events.EventType.ERROR
+    assert event.reason is not None
+    assert event.reason.startswith("unreadable exit record")
+    assert event.verified is False
+
+
+def test_tails_are_capped() -> None:
+    big = "x" * (events.TAIL_LIMIT_CHARS + 10) + "END"
+    event = terminal(state.exit_record(0), output=big)
+    assert event.output is not None
+    assert len(event.output) == events.TAIL_LIMIT_CHARS
+    assert event.output.endswith("END")
+
+
+def test_running_carries_started_at_and_drops_a_bad_one() -> None:
+    good = builders.running_event("ev", state.started_record(1, ["x"], 1700000000.25))
+    assert (good.type, good.started_at) == (events.EventType.RUNNING, 1700000000.25)
+    assert builders.running_event("ev", {"started_at": "yesterday"}).started_at is None
+    assert builders.running_event("ev", {"started_at": float("nan")}).started_at is None
+
+
+def test_output_event_fields() -> None:
+    event = builders.output_event("ev", "stderr", 42, "data")
+    assert (event.type, event.stream, event.offset, event.data) == ("output", "stderr", 42, "data")
+
+
+def test_output_tokens_name_stream_offset_and_length() -> None:
+    assert builders.output_token("stdout", 0, 10) != builders.output_token("stdout", 0, 11)
+    assert builders.output_token("stdout", 0, 10) != builders.output_token("stderr", 0, 10)
+    assert builders.output_token("stdout", 5, 10) == "output:stdout:5:10"
+
+
+@pytest.mark.parametrize(
+    ("raw", "final", "text", "used"),
+    [
+        (b"plain", False, "plain", 5),
+        ("é".encode()[:1], False, "", 0),  # only half a character: wait for the rest
+        (b"ab" + "€".encode()[:2], False, "ab", 2),
+        (b"ab" + "€".encode()[:2], True, "ab\ufffd", 4),  # the stream ended mid-character
+        (b"a\xffb", False, "a\ufffdb", 3),  # a bad byte is not held back
+        ("𝄞".encode(), False, "𝄞", 4),
+    ],
+)
+def test_decode_chunk_holds_back_only_an_incomplete_character(
+    raw: bytes, final: bool, text: str, used: int
+) -> None:
+    assert builders.decode_chunk(raw, final=final) == (text, used)
+
+
+def test_chunks_cut_anywhere_reassemble_to_the_original_text() -> None:
+    original = "añ€𝄞z" * 50
+    raw = original.encode()
+    for size in range(1, 9):
+        offset, text = 0, ""
+        while offset < len(raw):
+            piece, used = builders.decode_chunk(raw[offset : offset + size], final=False)
+            if used == 0:  # the caller gives a stalled chunk more bytes
+                piece, used = builders.decode_chunk(raw[offset : offset + 4], final=False)
+            text += piece
+            offset += used
+        assert text == original
+
+
+def test_tail_text_skips_a_character_cut_at_the_start() -> None:
+    raw = "€uro".encode()
+    assert builders.tail_text(raw[1:]) == "uro"
+    assert builders.tail_text(b"") == ""
+    assert builders.tail_text(b"\xffabc") == "\ufffdabc"  # not a continuation byte: kept

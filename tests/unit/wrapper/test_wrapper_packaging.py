@@ -1,0 +1,105 @@
+"""The wrapper travels as one file into images we do not control: stdlib only, Python 3.8."""
+
+import ast
+import pathlib
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import wrapper
+from wrapper import pack, state
+
+WRAPPER_DIR = pathlib.Path(wrapper.__file__).parent
+MODULES = sorted(WRAPPER_DIR.glob("*.py"))
+
+
+def _imported_top_level_names(path: pathlib.Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import"
+            assert node.module is not None
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_wrapper_modules_import_only_the_standard_library(path: pathlib.Path) -> None:
+    foreign = {
+        name
+        for name in _imported_top_level_names(path)
+        if name != "wrapper" and name not in sys.stdlib_module_names
+    }
+
+    assert not foreign, f"{path.name} imports {sorted(foreign)}"
+
+
+VERMIN = shutil.which("vermin", path=str(pathlib.Path(sys.executable).parent)) or shutil.which(
+    "vermin"
+)
+
+
+@pytest.mark.skipif(VERMIN is None, reason="vermin is not installed (pip install crucible[dev])")
+def test_wrapper_is_valid_python_3_8() -> None:
+    assert VERMIN is not None
+    done = subprocess.run(
+        [VERMIN, "--target=3.8-", "--violations", "--no-tips", str(WRAPPER_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zipapp_build_is_reproducible(tmp_path: pathlib.Path) -> None:
+    first = pack.build(tmp_path / "one" / pack.FILE_NAME)
+    second = pack.build(tmp_path / "two" / pack.FILE_NAME)
+
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert stat.S_IMODE(first.stat().st_mode) == 0o755
+    with zipfile.ZipFile(first) as archive:
+        entries = archive.infolist()
+    # Nothing from the checkout (mtimes, modes, umask) may leak into the bytes.
+    stamps = {(entry.date_time, entry.external_attr >> 16) for entry in entries}
+    assert stamps == {((1980, 1, 1, 0, 0, 0), 0o644)}
+    names = [e.filename for e in entries]
+    assert names[0] == "__main__.py"
+    assert sorted(names[1:]) == sorted(f"wrapper/{p.name}" for p in MODULES)
+    assert not list(tmp_path.rglob(".*.partial"))
+
+
+def test_pack_command_writes_a_runnable_wrapper(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "dist" / pack.FILE_NAME
+    built = subprocess.run(
+        [sys.executable, "-m", "wrapper.pack", str(out)], capture_output=True, timeout=60
+    )
+    assert built.returncode == 0, built.stderr
+
+    state_dir = tmp_path / "state"
+    run = subprocess.run(
+        [str(out), "--state-dir", str(state_dir), "--", "sh", "-c", "exit 4"],
+        timeout=60,
+        check=False,
+    )
+
+    assert run.returncode == 4
+    assert state.read_json(str(state_dir), state.EXIT_FILE) is not None
+
+
+def test_package_runs_with_python_m(tmp_path: pathlib.Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wrapper", "--state-dir", str(tmp_path), "--", "sh", "-c", "exit 6"],
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 6
