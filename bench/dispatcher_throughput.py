@@ -97,6 +97,13 @@ async def load(url: str, total: int, clients: int) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): on a shared machine the
+    CPU cost per request is a steadier figure than wall-clock throughput."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -111,7 +118,13 @@ def main() -> int:
             try:
                 url = f"http://127.0.0.1:{port}/v1/evaluations"
                 asyncio.run(load(url, args.warmup, args.clients))
+                pids = {"dispatcher": server.pid, "redis": redis_server.pid or 0}
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 result = asyncio.run(load(url, args.requests, args.clients))
+                result["cpu_ms_per_request"] = {
+                    name: round((cpu_seconds(pid) - before[name]) * 1000 / args.requests, 3)
+                    for name, pid in pids.items()
+                }
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -127,10 +140,12 @@ def main() -> int:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    latency = result["latency_ms"]
+    latency, cpu = result["latency_ms"], result["cpu_ms_per_request"]
     print(
         f"{result['requests_per_second']} req/s over {args.requests} requests, "
         f"{args.clients} clients; latency p50 {latency['p50']} ms, p99 {latency['p99']} ms; "
+        f"CPU per request: dispatcher {cpu['dispatcher']} ms (= "
+        f"{1000 / cpu['dispatcher']:.0f} req/s per core), redis {cpu['redis']} ms; "
         f"statuses {result['statuses']} -> {RESULTS}"
     )
     return 0 if set(result["statuses"]) == {201} else 1

@@ -84,6 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--megabytes", type=int, default=200, help="MiB the program writes")
+    parser.add_argument(
+        "--wrapper-python", default=sys.executable, help="interpreter that runs the wrapper"
+    )
     args = parser.parse_args()
 
     total = args.megabytes * MIB
@@ -94,14 +97,18 @@ def main() -> None:
     through_cat = ["sh", "-c", 'exec "$@" | cat', "sh", *writer]
     with tempfile.TemporaryDirectory(prefix="crucible-bench-") as work:
         app = pack.build(Path(work) / pack.FILE_NAME)
-        wrapper_argv = [sys.executable, "-I", "-S", str(app), "--state-dir", f"{work}/state", "--"]
+        state_dir = f"{work}/state"
+        wrapper_argv = [args.wrapper_python, "-I", "-S", str(app), "--state-dir", state_dir, "--"]
         scenarios = {
             "pipe": measure(run_draining_pipe, writer, wrapper_argv, args.runs, total),
-            "devnull": measure(run_to_devnull, writer, wrapper_argv, args.runs, None),
-            "lines_pipe": measure(run_draining_pipe, printer, wrapper_argv, args.runs, total),
-            "startup_true": measure(run_to_devnull, ["true"], wrapper_argv, args.runs, None),
         }
-        captured = os.path.getsize(f"{work}/state/stdout")
+        # What the state file kept of the 200 MiB (the cap plus the truncation marker).
+        captured = os.path.getsize(f"{state_dir}/stdout")
+        scenarios["devnull"] = measure(run_to_devnull, writer, wrapper_argv, args.runs, None)
+        scenarios["lines_pipe"] = measure(
+            run_draining_pipe, printer, wrapper_argv, args.runs, total
+        )
+        scenarios["startup_true"] = measure(run_to_devnull, ["true"], wrapper_argv, args.runs, None)
         cat = summary([run_draining_pipe(through_cat)[0] for _ in range(args.runs)])
 
     report = {
@@ -110,6 +117,18 @@ def main() -> None:
         "runs": args.runs,
         "captured_bytes": captured,
         "python": platform.python_version(),
+        "wrapper_python": subprocess.run(
+            [
+                args.wrapper_python,
+                "-I",
+                "-S",
+                "-c",
+                "import platform; print(platform.python_version())",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "finished_at": time.time(),
@@ -119,7 +138,10 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"{args.megabytes} MiB to stdout, {args.runs} runs each, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.megabytes} MiB to stdout, {args.runs} runs each, wrapper under Python "
+        f"{report['wrapper_python']}, load {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'scenario':<14}{'unwrapped s':>24}{'wrapped s':>24}{'ratio':>16}")
     print(f"{'':<14}{'best / median':>24}{'best / median':>24}{'best / median':>16}")
     for name, result in scenarios.items():

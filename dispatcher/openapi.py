@@ -51,7 +51,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or wrong bearer token.",
         404: "No such evaluation.",
         409: "The eval_id exists with a different request.",
-        422: "Invalid request: one message per bad field in `details`.",
+        422: "Invalid request: one message per bad field in `details`. Malformed JSON, a body "
+        "that is not an object, or a Content-Type other than application/json is reported "
+        "the same way, on the field `body`.",
         429: "The queue is full; retry after `Retry-After` seconds.",
         503: "The backend or Redis is unavailable.",
     }

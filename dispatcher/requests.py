@@ -324,7 +324,7 @@ def _dict_keys(value: object) -> list[str]:
 
 
 def _dict_items(value: object) -> list[tuple[str, object]]:
-    return [(k, v) for k, v in value.items()] if isinstance(value, dict) else []
+    return list(value.items()) if isinstance(value, dict) else []
 
 
 def _env_name_problem(name: str) -> str | None:
@@ -370,8 +370,7 @@ def _message(item: Any) -> str:
 
 
 def _merge(first: list[dict[str, str]], second: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Both lists, one entry per field (the first wins); a key-level problem (``env.X``) hides
-    the generic one pydantic gives for the whole mapping."""
+    """Both lists, one entry per field: where both report a field, the first list's wins."""
     merged: dict[str, str] = {}
     for item in [*first, *second]:
         merged.setdefault(item["field"], item["message"])

@@ -5,9 +5,9 @@ from collections.abc import Mapping
 
 import redis.asyncio
 import redis.exceptions
+from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from aiohttp import web
 
 from dispatcher.app import create_app
 from dispatcher.backends.base import Backend

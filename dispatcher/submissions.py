@@ -9,6 +9,7 @@ Cancel: publish ``cancelled`` first, then stop the evaluation, so the exit-by-si
 sidecar reports afterwards can never be the first terminal event.
 """
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -67,16 +68,23 @@ class Submitter:
         existing = await self._store.create(record)
         if existing is not None:
             return await self._existing(record, existing)
-        await self._publisher.publish(
-            events.Event(
-                eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
-            ),
-            token="accepted",
-        )
+        try:
+            await self._publisher.publish(
+                events.Event(
+                    eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
+                ),
+                token="accepted",
+            )
+        except Exception:
+            # Not submitted: leave no record behind that a retry would take for a success.
+            with contextlib.suppress(Exception):
+                await self._store.remove(record.eval_id)
+            raise
         job_name = await self._hand_over(record, spec)
         await self._store.set_job_name(record.eval_id, job_name)
         self.count("created")
-        return Outcome(await self._store.require(record.eval_id), created=True)
+        # The record as accepted; not re-read, events applied since then are the next GET's.
+        return Outcome(record.model_copy(update={"job_name": job_name}), created=True)
 
     async def _existing(self, record: Record, digest: str) -> Outcome:
         if digest != record.request_digest:

@@ -43,8 +43,8 @@ def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
         )
     except (FileNotFoundError, NotADirectoryError) as error:
         if os.sep in command[0] and os.path.exists(command[0]):
-            # The file is there: its "#!" interpreter is what is missing.
-            raise SpawnError(state.EXIT_NOT_EXECUTABLE, f"cannot execute: {error}") from error
+            reason = f"cannot execute: {error} (its #! interpreter is missing)"
+            raise SpawnError(state.EXIT_NOT_EXECUTABLE, reason) from error
         raise SpawnError(state.EXIT_NOT_FOUND, f"command not found: {error}") from error
     except OSError as error:
         if error.filename is None:
@@ -54,6 +54,8 @@ def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
 
 
 class Child:
+    """The running command: signals for its whole group, and its exit status once reaped."""
+
     def __init__(self, popen: "subprocess.Popen[bytes]") -> None:
         self.pid = popen.pid
         self.status: Optional[ExitStatus] = None

@@ -49,20 +49,21 @@ def run(options: Options) -> int:
 
 
 def _supervise(options: Options) -> Dict[str, Any]:
+    # Signals first: a SIGTERM during start-up is then held for the command, not fatal to us.
+    wakeup_read, wakeup_write = os.pipe()
+    for fd in (wakeup_read, wakeup_write):
+        os.set_blocking(fd, False)
+    terminator = termination.Terminator(options.grace_seconds)
+    terminator.install(wakeup_write)
     directory = options.state_dir
-    os.makedirs(directory, exist_ok=True)
-    for stale in (state.EXIT_FILE, state.STARTED_FILE):
-        _remove(os.path.join(directory, stale))
     tees: List[output.CappedTee] = []
     write_ends: List[int] = []
-    wakeup_read, wakeup_write = os.pipe()
     command: Optional[child.Child] = None
-    terminator = termination.Terminator(options.grace_seconds)
     try:
+        os.makedirs(directory, exist_ok=True)
+        for stale in (state.EXIT_FILE, state.STARTED_FILE):
+            _remove(os.path.join(directory, stale))
         _open_tees(directory, options.output_cap_bytes, tees, write_ends)
-        for fd in (wakeup_read, wakeup_write):
-            os.set_blocking(fd, False)
-        terminator.install(wakeup_write)
         try:
             command = child.spawn(options.command, write_ends[0], write_ends[1])
         except child.SpawnError as error:

@@ -16,9 +16,12 @@ import sys
 import tempfile
 from collections.abc import Mapping
 
+import redis.asyncio
+
 from dispatcher import errors
 from dispatcher.backends import base
 from dispatcher.backends.local_config import LocalConfig
+from dispatcher.backends.local_inflight import InFlight
 from dispatcher.backends.local_run import LocalRun, RunContext, job_name, publish_retrying
 from sidecar import events, streams
 from wrapper import pack
@@ -60,6 +63,8 @@ class LocalBackend:
         self._owned_root: pathlib.Path | None = None
         self._closing = False
         self._mean_run_seconds = config.expected_run_seconds
+        self._redis: redis.asyncio.Redis | None = None
+        self._inflight: InFlight | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -72,6 +77,9 @@ class LocalBackend:
         return len(self._running)
 
     async def start(self) -> None:
+        self._redis = redis.asyncio.Redis.from_url(self._redis_url)
+        self._inflight = InFlight(self._redis)
+        await self._inflight.end_orphans(self._publisher)
         self._context = await asyncio.to_thread(self._prepare)
         self._workers = [
             asyncio.create_task(self._work(), name=f"local-worker-{i}")
@@ -93,12 +101,15 @@ class LocalBackend:
             await self.cancel(eval_id, reason=SHUTDOWN_REASON)
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
         if self._owned_root is not None:
             await asyncio.to_thread(shutil.rmtree, self._owned_root, True)
             self._owned_root = None
 
     async def submit(self, submission: base.Submission) -> base.Scheduled:
-        if self._closing or self._context is None:
+        if self._closing or self._context is None or self._inflight is None:
             raise errors.BackendUnavailableError("the local backend is not running")
         eval_id = submission.eval_id
         if eval_id in self._waiting or eval_id in self._running:
@@ -109,6 +120,7 @@ class LocalBackend:
                 f"the local queue is full ({self._config.queue_size} waiting)",
                 retry_after_seconds=self._retry_after(),
             )
+        await self._inflight.add(eval_id)
         async with self._has_work:
             self._waiting[eval_id] = submission
             self._has_work.notify()
@@ -132,6 +144,7 @@ class LocalBackend:
             # Never started: nothing is left to verify.
             verdict = cancelled.model_copy(update={"verified": True})
             await publish_retrying(self._publisher, verdict, token="verdict")
+            await self._forget(eval_id)
         return True
 
     async def ready(self) -> bool:
@@ -187,6 +200,11 @@ class LocalBackend:
             finally:
                 del self._running[eval_id]
                 self._observe_run_time(loop.time() - started)
+                await self._forget(eval_id)
+
+    async def _forget(self, eval_id: str) -> None:
+        if self._inflight is not None:
+            await self._inflight.remove(eval_id)
 
     async def _end_with_error(self, run: LocalRun) -> None:
         """A run that crashed still ends its evaluation (first terminal event wins)."""

@@ -10,8 +10,8 @@ per process (the wrapper and each of its children), not to the evaluation as a w
 - files -> ``RLIMIT_FSIZE`` so user code cannot fill the disk (the process gets SIGXFSZ);
 - core dumps -> off; processes -> ``RLIMIT_NPROC`` only if configured, because it counts every
   process of the user, the dispatcher's included (and is ignored for root);
-- priority -> ``nice``, so evaluations cannot starve the dispatcher and sidecars that report on
-  them.
+- priority -> ``nice`` if configured; 0 by default, because the wrapper shares it and it is on
+  the path that reports the end.
 """
 
 import dataclasses

@@ -158,7 +158,7 @@ class KubeClient:
             raise translate(e) from e
         return True
 
-    async def list(self, kind: Kind, selector: str) -> Listing:
+    async def list_objects(self, kind: Kind, selector: str) -> Listing:
         try:
             listed = await self._call(self._lister(kind), self.namespace, label_selector=selector)
         except ApiException as e:

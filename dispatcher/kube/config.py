@@ -2,7 +2,7 @@
 
 The dispatcher's settings class nests this as ``kubernetes``; with the dispatcher's prefix and
 ``__`` as nested delimiter an environment variable looks like
-``CRUCIBLE_DISPATCHER_KUBERNETES__SIDECAR_MODE=plain``.
+``CRUCIBLE_KUBERNETES__SIDECAR_MODE=plain``.
 """
 
 from typing import Annotated, Literal
@@ -18,7 +18,7 @@ Quantity = Annotated[
 class ContainerResources(pydantic.BaseModel):
     """Requests and limits of one of crucible's own containers (not the user's)."""
 
-    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     cpu_request: Quantity = "10m"
     """CPU request; small, so crucible's containers do not eat into scheduling capacity."""
@@ -40,7 +40,7 @@ class ContainerResources(pydantic.BaseModel):
 
 
 class KubernetesConfig(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True, extra="forbid")
 
     namespace: str = "default"
     """Namespace the dispatcher creates evaluation Jobs in (normally its own)."""

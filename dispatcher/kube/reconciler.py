@@ -95,7 +95,7 @@ class Reconciler:
         backoff = _BACKOFF_INITIAL_SECONDS
         while True:
             try:
-                listing = await self._kube.list(kind, self._selector)
+                listing = await self._kube.list_objects(kind, self._selector)
             except errors.DispatcherError as e:
                 log.warning("listing %s failed, retrying in %.1fs: %s", kind, backoff, e.message)
                 await asyncio.sleep(backoff)
@@ -197,6 +197,9 @@ class Reconciler:
                 except (redis.exceptions.RedisError, OSError, errors.DispatcherError) as e:
                     log.warning("verdict for %s postponed: %s", eval_id, errors.upstream_text(e))
                     self._dirty.add(eval_id)
+                except Exception:
+                    # One malformed object must not stop the verdicts of every evaluation.
+                    log.exception("cannot evaluate %s; waiting for its next change", eval_id)
 
     async def _evaluate(self, eval_id: str) -> None:
         gone = eval_id in self._jobs_gone

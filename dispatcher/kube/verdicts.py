@@ -147,11 +147,20 @@ def _from_pod(
     stuck = _stuck_reason(pod)
     if stuck is None:
         return None
-    created = parse_timestamp(pod.get("metadata", {}).get("creationTimestamp"))
-    if created is not None and now - created > config.pending_grace_seconds:
+    since = _last_change(pod)
+    if since is not None and now - since > config.pending_grace_seconds:
         waited = f"{config.pending_grace_seconds:g}s"
         return Verdict(EventType.ERROR, f"{stuck} (for more than {waited})", delete_job=True)
     return Verdict(EventType.PENDING, stuck)
+
+
+def _last_change(pod: dict[str, Any]) -> float | None:
+    """When the pod last moved on (created, scheduled, initialised): a main container's image
+    is only pulled once the init containers are done, so its grace starts there."""
+    times = [parse_timestamp(pod.get("metadata", {}).get("creationTimestamp"))]
+    times += [parse_timestamp(c.get("lastTransitionTime")) for c in _statuses(pod, "conditions")]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def _statuses(pod: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
@@ -186,8 +195,13 @@ def _stuck_reason(pod: dict[str, Any] | None) -> str | None:
 
 
 def _init_failure(pod: dict[str, Any] | None) -> str | None:
-    """An init container (the wrapper copy) that failed: user code will never run."""
+    """An init container (the wrapper copy) that failed: user code will never run. Sidecars
+    (``restartPolicy: Always``) are restarted by the kubelet instead, so they do not count."""
+    specs = ((pod or {}).get("spec") or {}).get("initContainers") or []
+    restarted = {c.get("name") for c in specs if c.get("restartPolicy") == "Always"}
     for status in _statuses(pod, "initContainerStatuses"):
+        if status.get("name") in restarted:
+            continue
         terminated = (status.get("state") or {}).get("terminated") or {}
         if terminated.get("exitCode", 0) != 0:
             return f"InitContainerFailed: {status.get('name')} exited {terminated['exitCode']}"

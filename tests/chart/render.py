@@ -40,7 +40,7 @@ def scenarios() -> dict[str, pathlib.Path | None]:
 def helm_binary() -> str | None:
     explicit = os.environ.get("CRUCIBLE_HELM")
     if explicit:
-        return explicit
+        return explicit if os.access(explicit, os.X_OK) else None
     versions = (REPO / "tests" / "cluster" / "versions.sh").read_text()
     pinned = re.search(r"HELM_VERSION=\$\{HELM_VERSION:-([0-9.]+)\}", versions)
     cache = pathlib.Path(os.environ.get("CRUCIBLE_CACHE", pathlib.Path.home() / ".cache/crucible"))

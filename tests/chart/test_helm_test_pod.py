@@ -1,5 +1,7 @@
 """The `helm test` Pod's script, run for real against a dispatcher (local backend, real Redis):
-it submits an evaluation, follows its events and passes only on `completed` with the output."""
+it submits an evaluation, follows its events and passes only on `completed` with the output.
+Once more with the Redis the chart configures (ACL file), the dispatcher connecting as its
+`dispatcher` user: everything the dispatcher does must be allowed to that user."""
 
 import os
 import pathlib
@@ -13,14 +15,25 @@ from collections.abc import Iterator
 import pytest
 
 from tests import redisproc
-from tests.chart import render
+from tests.chart import acl_redis, render
 
 pytestmark = pytest.mark.integration
 TOKEN = "chart-test-token"
 
 
+@pytest.fixture(params=["open-redis", "chart-acl-redis"])
+def redis_for_dispatcher(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    if request.param == "open-redis":
+        yield request.getfixturevalue("redis_url")
+        return
+    request.getfixturevalue("helm")
+    with acl_redis.running(tmp_path / "acl-redis") as server:
+        password = server.passwords["dispatcher"]
+        yield f"redis://dispatcher:{password}@127.0.0.1:{server.port}/0"
+
+
 @pytest.fixture
-def dispatcher_url(redis_url: str, tmp_path: pathlib.Path) -> Iterator[str]:
+def dispatcher_url(redis_for_dispatcher: str, tmp_path: pathlib.Path) -> Iterator[str]:
     port = redisproc.free_port()
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
@@ -28,7 +41,7 @@ def dispatcher_url(redis_url: str, tmp_path: pathlib.Path) -> Iterator[str]:
     env.update(
         {
             "CRUCIBLE_BACKEND": "local",
-            "CRUCIBLE_REDIS_URL": redis_url,
+            "CRUCIBLE_REDIS_URL": redis_for_dispatcher,
             "CRUCIBLE_HOST": "127.0.0.1",
             "CRUCIBLE_PORT": str(port),
             "CRUCIBLE_API_TOKENS_FILE": str(tokens),

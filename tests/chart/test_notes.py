@@ -1,10 +1,11 @@
-"""NOTES.txt, rendered through a copy of the chart where it is an ordinary template (helm
-template skips NOTES.txt, and `helm install --dry-run` wants a cluster)."""
+"""NOTES.txt, rendered through a copy of the chart where its text is wrapped into an ordinary
+template (helm template skips NOTES.txt, and `helm install --dry-run` wants a cluster)."""
 
 import pathlib
 import shutil
 
 import pytest
+import yaml
 
 from tests.chart import render
 
@@ -13,7 +14,14 @@ from tests.chart import render
 def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     chart = tmp_path_factory.mktemp("notes") / "crucible"
     shutil.copytree(render.CHART, chart)
-    (chart / "templates" / "NOTES.txt").rename(chart / "templates" / "notes.txt")
+    text = (chart / "templates" / "NOTES.txt").read_text()
+    (chart / "templates" / "NOTES.txt").unlink()
+    (chart / "templates" / "_notes.tpl").write_text(
+        '{{- define "test.notes" -}}\n' + text + "\n{{- end }}\n"
+    )
+    (chart / "templates" / "notes.yaml").write_text(
+        'notes: {{ include "test.notes" . | toJson }}\n'
+    )
     return chart
 
 
@@ -28,11 +36,12 @@ def notes(chart: pathlib.Path, *sets: str) -> str:
         "--kube-version",
         render.RENDER_KUBE_VERSION,
         "--show-only",
-        "templates/notes.txt",
+        "templates/notes.yaml",
         *args,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    text: str = yaml.safe_load(done.stdout)["notes"]
+    return text
 
 
 def test_notes_say_how_to_reach_and_use_the_dispatcher(

@@ -3,95 +3,33 @@ user can publish events through the real publish script and do nothing else, the
 user can use crucible's keys, the default user is off."""
 
 import pathlib
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from sidecar import events, publisher, streams
 from sidecar.settings import SidecarSettings
-from tests import redisproc
-from tests.chart import render
+from tests.chart import acl_redis
 
 pytestmark = pytest.mark.integration
 NO_PERMISSION = r"(?i)no permissions|noperm"
 
 
-REDIS_SECRET = f"{render.FULLNAME}-redis"
-SIDECAR_SECRET = f"{render.FULLNAME}-sidecar-redis"
-
-
-class AclServer:
-    def __init__(self, port: int, passwords: dict[str, str]) -> None:
-        self.port = port
-        self.passwords = passwords
-
-    def client(self, user: str | None) -> Any:
-        password = self.passwords.get(user or "")
-        return self.connect(user, password)
-
-    def connect(self, user: str | None, password: str | None) -> Any:
-        # No retries: a refused AUTH is a ConnectionError to redis-py, retried with backoff.
-        return redis.asyncio.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            username=user,
-            password=password,
-            retry=Retry(NoBackoff(), 0),
-        )
-
-
 @pytest.fixture(scope="module")
-def acl_server(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclServer]:
-    manifests = render.template()
-    directory = tmp_path_factory.mktemp("acl-redis")
-    acl = directory / "users.acl"
-    acl.write_text(render.secret_value(manifests, REDIS_SECRET, "users.acl"))
-    port = redisproc.free_port()
-    conf = render.one(manifests, "ConfigMap", "-redis")["data"]["redis.conf"]
-    conf = (
-        conf.replace("aclfile /etc/redis/acl/users.acl", f"aclfile {acl}")
-        .replace("dir /data", f"dir {directory}")
-        .replace("port 6379", f"port {port}")
-        .replace("bind * -::*", "bind 127.0.0.1")
-    )
-    (directory / "redis.conf").write_text(conf)
-    log = open(directory / "server.log", "wb")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(
-        [redisproc.server_binary(), str(directory / "redis.conf")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    deadline = time.monotonic() + 15
-    while True:
-        assert proc.poll() is None, (directory / "server.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "server did not open its port"
-            time.sleep(0.02)
-    yield AclServer(
-        port,
-        {
-            "dispatcher": render.secret_value(manifests, REDIS_SECRET, "dispatcher-password"),
-            "sidecar": render.secret_value(manifests, SIDECAR_SECRET, "password"),
-        },
-    )
-    proc.terminate()
-    proc.wait(timeout=10)
+def acl_server(
+    helm: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[acl_redis.AclServer]:
+    with acl_redis.running(tmp_path_factory.mktemp("acl-redis")) as server:
+        yield server
 
 
 @pytest.fixture
-async def sidecar_client(acl_server: AclServer, tmp_path: pathlib.Path) -> AsyncIterator[Any]:
+async def sidecar_client(
+    acl_server: acl_redis.AclServer, tmp_path: pathlib.Path
+) -> AsyncIterator[Any]:
     """Connected exactly as the sidecar in an evaluation pod: user in the URL, password file."""
     password_file = tmp_path / "password"
     password_file.write_text(acl_server.passwords["sidecar"] + "\n")
@@ -106,7 +44,7 @@ async def sidecar_client(acl_server: AclServer, tmp_path: pathlib.Path) -> Async
 
 
 @pytest.fixture
-async def dispatcher_client(acl_server: AclServer) -> AsyncIterator[Any]:
+async def dispatcher_client(acl_server: acl_redis.AclServer) -> AsyncIterator[Any]:
     client = acl_server.client("dispatcher")
     yield client
     await client.aclose()
@@ -204,7 +142,9 @@ async def test_dispatcher_user_has_crucible_keys_but_not_the_server(dispatcher_c
             await dispatcher_client.execute_command(*command)
 
 
-async def test_default_user_is_off_and_wrong_passwords_fail(acl_server: AclServer) -> None:
+async def test_default_user_is_off_and_wrong_passwords_fail(
+    acl_server: acl_redis.AclServer,
+) -> None:
     anonymous = acl_server.client(None)
     with pytest.raises(redis.exceptions.AuthenticationError):
         await anonymous.execute_command("PING")

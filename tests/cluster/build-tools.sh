@@ -19,18 +19,30 @@ wrapper_module() {
   go mod init crucible.invalid/toolbuild >/dev/null 2>&1
 }
 
+# A go-installed helm assumes Kubernetes 1.20 for `helm template`/`lint` without a cluster, which
+# fails the chart's kubeVersion constraint; release builds set these to the current minor.
+HELM_KUBE_LDFLAGS=""
+kube_minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  HELM_KUBE_LDFLAGS+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kube_minor"
+done
+
 build_helm() {
   GOBIN="$CRUCIBLE_BIN/tmp-helm" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION $HELM_KUBE_LDFLAGS" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
   mv "$CRUCIBLE_BIN/tmp-helm/helm" "$1" && rmdir "$CRUCIBLE_BIN/tmp-helm"
 }
 
 build_ct() {
-  GOBIN="$CRUCIBLE_BIN/tmp-ct" CGO_ENABLED=0 go install -trimpath \
+  local out=$1 work="$CRUCIBLE_CACHE/work/ct"
+  # go install reads the proxy's version list, which answers 403 for chart-testing; go get of a
+  # pinned version does not.
+  wrapper_module "$work"
+  go get "github.com/helm/chart-testing/v3/ct@v$CT_VERSION" >/dev/null
+  CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=v$CT_VERSION" \
-    "github.com/helm/chart-testing/v3/ct@v$CT_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-ct/ct" "$1" && rmdir "$CRUCIBLE_BIN/tmp-ct"
+    -o "$out" github.com/helm/chart-testing/v3/ct
 }
 
 build_actionlint() {

@@ -22,7 +22,8 @@ IMAGES=$CRUCIBLE_CACHE/images
 PY=${CRUCIBLE_IMAGE_PYTHON:-python3}
 MIRROR=${CRUCIBLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-WANT=${CRUCIBLE_IMAGES:-pause executor redis platform}
+ALL_IMAGES="pause executor redis platform"
+WANT=${CRUCIBLE_IMAGES:-$ALL_IMAGES}
 mkdir -p "$IMAGES"
 t0=$(date +%s)
 log() { printf '[images %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
@@ -49,7 +50,9 @@ trim_rootfs() {
 # debootstrap_layer NAME PACKAGES -> path of the cached layer tar
 debootstrap_layer() {
   local name=$1 packages=$2 key out work
-  key=$(printf '%s\n' "$SUITE" minbase "$packages" "$(sed -n '/^trim_rootfs/,/^}/p' "$0")" | key_of)
+  # The key covers this function and trim_rootfs, so editing either rebuilds the layer.
+  key=$(printf '%s\n' "$SUITE" minbase "$packages" "$(sed -n '/^trim_rootfs/,/^}/p' "$0")" \
+    "$(sed -n '/^debootstrap_layer/,/^}/p' "$0")" | key_of)
   out=$IMAGES/layer-$name-$key.tar
   if [ ! -e "$out" ]; then
     work=$(mktemp -d "$IMAGES/work-$name.XXXXXX")
@@ -58,8 +61,10 @@ debootstrap_layer() {
       >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
     if [ "$name" = redis ]; then
       # The same uid as the official redis image, so charts written for it work unchanged.
+      # Debian's config directory is closed to other users; like the official image, ship
+      # none: the chart mounts its own config.
       chroot "$work/root" sh -c 'groupmod -g 999 redis && usermod -u 999 -g 999 redis &&
-        chown -R redis:redis /var/lib/redis /etc/redis'
+        rm -rf /etc/redis /var/lib/redis'
       mkdir -p "$work/root/data" && chmod 1777 "$work/root/data"
     fi
     trim_rootfs "$work/root"
@@ -129,8 +134,11 @@ platform_layer() {
     "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/src" >"$work/pip.log" 2>&1 ||
       { cat "$work/pip.log" >&2; exit 1; }
     wheel=$(ls "$work"/wheel/crucible-*.whl)
-    "$PY" -m pip install --quiet --no-cache-dir --target "$site" "$wheel[dispatcher,sidecar]" \
-      >>"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; exit 1; }
+    # Debian's own python3 resolves the dependencies: environment markers must see the image's
+    # interpreter (3.11.2 needs async-timeout for redis-py, the pyenv 3.11.7 does not).
+    /usr/bin/python3 -m pip install --quiet --no-cache-dir --break-system-packages \
+      --target "$site" "$wheel[dispatcher,sidecar]" >>"$work/pip.log" 2>&1 ||
+      { cat "$work/pip.log" >&2; exit 1; }
     # Console scripts carry the build host's interpreter; point them at the image's.
     mkdir -p "$work/root/usr/local/bin"
     for script in "$site"/bin/*; do
@@ -159,6 +167,15 @@ image() {
     log "$name: $(du -h "$archive" | cut -f1) $(cat "$archive.digest")"
   fi
   echo "$name $archive" >>"$IMAGES/current.list.tmp"
+  printf '%s\n' "$archive" "$@" | grep '\.tar$' >>"$IMAGES/used.tmp"
+}
+
+# Every source edit leaves a platform layer and archive behind: keep only what this build used.
+prune() {
+  local f
+  for f in "$IMAGES"/layer-*.tar "$IMAGES"/*.oci.tar; do
+    grep -qxF "$f" "$IMAGES/used.tmp" || rm -f "$f" "$f.digest"
+  done
 }
 
 containerd_up() { [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
@@ -178,7 +195,7 @@ import_all() {
 
 build_all() {
   local python_base redis_base
-  rm -f "$IMAGES/current.list.tmp"
+  rm -f "$IMAGES/current.list.tmp" "$IMAGES/used.tmp"
   # The two debootstraps are network-bound: run them side by side.
   debootstrap_layer python python3 >"$IMAGES/.python-layer" &
   local py_job=$!
@@ -216,6 +233,8 @@ build_all() {
     esac
   done
   mv "$IMAGES/current.list.tmp" "$IMAGES/current.list"
+  [ "$WANT" = "$ALL_IMAGES" ] && prune
+  rm -f "$IMAGES/used.tmp"
 }
 
 build_all

@@ -9,7 +9,7 @@ packages=(
   containerd runc containernetworking-plugins  # container runtime and bridge CNI plugins
   iptables conntrack socat ethtool ebtables     # what kubelet and kube-proxy shell out to
   iproute2 util-linux mount kmod openssl        # ip, nsenter/mount, cert generation
-  debootstrap gcc libc6-dev                     # image rootfs and the static pause binary
+  debootstrap gcc libc6-dev python3-pip         # image rootfs, static pause, platform deps
   git yamllint                                  # chart-testing runs git and yamllint
   redis-server                                  # the tests' local Redis (and the Redis image)
 )

@@ -93,8 +93,8 @@ class Dispatcher:
             response.raise_for_status()
             assert response.headers["Content-Type"].startswith("text/event-stream")
             fields: dict[str, str] = {}
-            for raw in response.iter_lines(decode_unicode=True):
-                line = raw or ""
+            for raw in response.iter_lines():
+                line = raw.decode()
                 if line.startswith(":"):
                     continue  # heartbeat comment
                 if line:

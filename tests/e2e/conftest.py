@@ -100,7 +100,9 @@ def release(cluster_available: None) -> Iterator[Release]:
                 decode_responses=True,
             )  # fmt: skip
             try:
-                yield Release(namespace, RELEASE, Dispatcher(f"http://{host}:{port}", token), client)
+                yield Release(
+                    namespace, RELEASE, Dispatcher(f"http://{host}:{port}", token), client
+                )
             finally:
                 client.close()
     finally:

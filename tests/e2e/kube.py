@@ -33,9 +33,7 @@ def helm_binary() -> str | None:
     found = shutil.which("helm")
     if found:
         return found
-    pinned = re.search(
-        r"HELM_VERSION:-([0-9.]+)", (REPO / "tests/cluster/versions.sh").read_text()
-    )
+    pinned = re.search(r"HELM_VERSION:-([0-9.]+)", (REPO / "tests/cluster/versions.sh").read_text())
     cache = Path(os.environ.get("CRUCIBLE_CACHE", Path.home() / ".cache/crucible"))
     if pinned and (cache / "bin" / f"helm-{pinned.group(1)}").exists():
         return str(cache / "bin" / f"helm-{pinned.group(1)}")

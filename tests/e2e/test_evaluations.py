@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pykube
+import pykube  # type: ignore[import-untyped]
 import pytest
 from pytest_helm_charts.clusters import Cluster
 from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
@@ -51,7 +51,9 @@ def test_timeout(release: Release) -> None:
 
 
 def test_cancel_running_evaluation(release: Release) -> None:
-    record = release.api.submit_ok(code="import time\nprint('started', flush=True)\ntime.sleep(600)")
+    record = release.api.submit_ok(
+        code="import time\nprint('started', flush=True)\ntime.sleep(600)"
+    )
     eval_id = record["eval_id"]
     running = release.api.wait(eval_id, lambda r: r["status"] == "running", 120, "running")
     job_name = running["job_name"]
@@ -96,7 +98,9 @@ def test_missing_image_fails_with_the_pull_reason(release: Release) -> None:
         reason in (done["reason"] or "")
         for reason in ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")
     ), done
-    pending = release.redis.xrange(f"crucible:events:{eval_id}")
+    pending: list[tuple[str, dict[str, str]]] = release.redis.xrange(  # type: ignore[assignment]
+        f"crucible:events:{eval_id}"
+    )
     types = [fields.get("type") for _, fields in pending]
     assert "pending" in types or any('"pending"' in str(f) for _, f in pending), pending
     kube.kubectl(
@@ -138,7 +142,7 @@ def test_yaml_in_user_strings_stays_a_string(release: Release) -> None:
     # change nothing in the Job.
     payload = "x\n  hostPath: {path: /}\n${crucible.image} {{ .Values }} $(HOME) !!python/object"
     record = release.api.submit_ok(
-        code=f"import os\nprint(os.environ['PAYLOAD'])\nprint({payload!r} == os.environ['PAYLOAD'])",
+        code=f"import os\nv = os.environ['PAYLOAD']\nprint(v)\nprint({payload!r} == v)",
         env={"PAYLOAD": payload},
     )
     done = release.api.wait_verified(record["eval_id"])

@@ -14,7 +14,7 @@ TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def collect_channels(release: Release, stop: threading.Event, into: list[dict[str, Any]]) -> None:
-    pubsub = release.redis.pubsub()
+    pubsub = release.redis.pubsub()  # type: ignore[no-untyped-call]
     pubsub.psubscribe("evaluation:*")
     try:
         while not stop.is_set():
@@ -32,16 +32,20 @@ def test_events_over_sse_and_legacy_channels(release: Release) -> None:
     listener.start()
     try:
         deadline = time.monotonic() + 10
-        while release.redis.execute_command("PUBSUB", "NUMPAT") < 1:
+        while release.redis.execute_command("PUBSUB", "NUMPAT") < 1:  # type: ignore[no-untyped-call]
             assert time.monotonic() < deadline, "listener never subscribed"
             time.sleep(0.05)
-        code = "import time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)"
+        code = (
+            "import time\nfor i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.3)"
+        )
         record = release.api.submit_ok(code=code)
         eval_id = record["eval_id"]
         events = list(release.api.events(eval_id, timeout=120))
         release.api.wait_verified(eval_id)
         deadline = time.monotonic() + 30
-        while not any(h["channel"] == "evaluation:completed" and h["eval_id"] == eval_id for h in heard):
+        while not any(
+            h["channel"] == "evaluation:completed" and h["eval_id"] == eval_id for h in heard
+        ):
             assert time.monotonic() < deadline, heard
             time.sleep(0.1)
     finally:
@@ -50,10 +54,11 @@ def test_events_over_sse_and_legacy_channels(release: Release) -> None:
 
     types = [e.type for e in events]
     assert types[0] == "accepted", types
-    assert "running" in types and "output" in types, types
+    assert "running" in types, types
+    assert "output" in types, types
     assert types[-1] == "completed", types
     seqs = [e.data["seq"] for e in events]
-    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    assert seqs == sorted(set(seqs)), seqs
     assert all(e.data["eval_id"] == eval_id for e in events)
     assert all(e.id for e in events), "every SSE event carries its stream id"
     printed = "".join(e.data["data"] for e in events if e.type == "output")

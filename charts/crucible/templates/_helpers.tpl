@@ -78,12 +78,15 @@ crucible.platformImage: the platform image (dispatcher, init container, sidecar,
 {{- end }}
 
 {{/*
-crucible.dispatcher.fullname / serviceAccountName, crucible.evaluation.serviceAccountName.
+crucible.dispatcher.fullname: name of the dispatcher's Deployment, Service, Role, ...
 */}}
 {{- define "crucible.dispatcher.fullname" -}}
 {{- printf "%s-dispatcher" (include "crucible.fullname" .) }}
 {{- end }}
 
+{{/*
+crucible.dispatcher.serviceAccountName: the dispatcher's account (created, named, or default).
+*/}}
 {{- define "crucible.dispatcher.serviceAccountName" -}}
 {{- if .Values.dispatcher.serviceAccount.create }}
 {{- default (include "crucible.dispatcher.fullname" .) .Values.dispatcher.serviceAccount.name }}
@@ -92,6 +95,9 @@ crucible.dispatcher.fullname / serviceAccountName, crucible.evaluation.serviceAc
 {{- end }}
 {{- end }}
 
+{{/*
+crucible.evaluation.serviceAccountName: the token-less account of evaluation pods.
+*/}}
 {{- define "crucible.evaluation.serviceAccountName" -}}
 {{- if .Values.evaluation.serviceAccount.create }}
 {{- default (printf "%s-evaluation" (include "crucible.fullname" .)) .Values.evaluation.serviceAccount.name }}
@@ -118,7 +124,7 @@ crucible.redis.fullname: name of the built-in Redis's StatefulSet, Service and c
 {{- end }}
 
 {{/*
-crucible.redis.host and crucible.redis.port: where the dispatcher and sidecars connect.
+crucible.redis.host: the Redis host the dispatcher and the sidecars connect to.
 */}}
 {{- define "crucible.redis.host" -}}
 {{- if .Values.redis.enabled }}
@@ -128,6 +134,9 @@ crucible.redis.host and crucible.redis.port: where the dispatcher and sidecars c
 {{- end }}
 {{- end }}
 
+{{/*
+crucible.redis.port: the port of the built-in or external Redis.
+*/}}
 {{- define "crucible.redis.port" -}}
 {{- if .Values.redis.enabled }}{{ .Values.redis.port }}{{ else }}{{ .Values.externalRedis.port }}{{ end }}
 {{- end }}
@@ -162,8 +171,7 @@ $(REDIS_PASSWORD) variable expansion of Kubernetes, the sidecar reads it from a 
 
 {{/*
 crucible.redis.secretName: the Secret holding the dispatcher's Redis password (and, for the
-built-in Redis, users.acl). crucible.sidecar.secretName/secretKey: the Secret and key of the
-sidecar's password, which only the sidecar container mounts.
+built-in Redis, users.acl).
 */}}
 {{- define "crucible.redis.secretName" -}}
 {{- if .Values.redis.enabled }}
@@ -173,10 +181,16 @@ sidecar's password, which only the sidecar container mounts.
 {{- end }}
 {{- end }}
 
+{{/*
+crucible.redis.dispatcherPasswordKey: key of the dispatcher's password in that Secret.
+*/}}
 {{- define "crucible.redis.dispatcherPasswordKey" -}}
 {{- if .Values.redis.enabled }}dispatcher-password{{ else }}{{ .Values.externalRedis.dispatcherPasswordKey }}{{ end }}
 {{- end }}
 
+{{/*
+crucible.sidecar.secretName: the Secret holding the sidecar's password.
+*/}}
 {{- define "crucible.sidecar.secretName" -}}
 {{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
 {{- printf "%s-sidecar-redis" (include "crucible.fullname" .) }}
@@ -185,6 +199,9 @@ sidecar's password, which only the sidecar container mounts.
 {{- end }}
 {{- end }}
 
+{{/*
+crucible.sidecar.secretKey: key of the sidecar's password in that Secret.
+*/}}
 {{- define "crucible.sidecar.secretKey" -}}
 {{- if not .Values.redis.enabled }}
 {{- .Values.externalRedis.sidecarPasswordKey }}
@@ -231,8 +248,8 @@ key, length.
 
 {{/*
 crucible.redis.aclFile: the Redis ACL file. `default` is off; `dispatcher` has every command but
-the @dangerous ones (FLUSHALL, KEYS, CONFIG, ...) on crucible's keys and the legacy channels; `sidecar` may run only what
-sidecar/publish.lua calls (read it before changing this), on crucible's event keys and the
+the @dangerous ones (FLUSHALL, KEYS, CONFIG, ...) on crucible's keys and the legacy channels;
+`sidecar` may run only what sidecar/publish.lua calls (read it before changing this), on crucible's event keys and the
 evaluation:* channels. Passwords are stored as SHA-256 hashes. Takes a dict: dispatcherPassword,
 sidecarPassword.
 */}}

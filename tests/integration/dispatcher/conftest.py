@@ -21,7 +21,6 @@ from dispatcher.settings import DispatcherSettings
 from sidecar import events, streams
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration/dispatcher" in str(item.path):
@@ -109,7 +108,7 @@ async def api(
 @pytest.fixture
 async def local_api(
     redis_client: redis.asyncio.Redis, aiohttp_client: Any, redis_url: str, tmp_path: Any
-) -> AsyncIterator[Callable[..., Awaitable[AppClient]]]:
+) -> Callable[..., Awaitable[AppClient]]:
     """Factory: the API with the real local backend (``LocalConfig`` overrides as kwargs)."""
 
     async def make(**local: Any) -> AppClient:
@@ -124,7 +123,7 @@ async def local_api(
         client: AppClient = await aiohttp_client(create_app(settings, backend, redis_client))
         return client
 
-    yield make
+    return make
 
 
 async def publish(client: redis.asyncio.Redis, eval_id: str, kind: str, **fields: Any) -> str:
@@ -135,10 +134,10 @@ async def publish(client: redis.asyncio.Redis, eval_id: str, kind: str, **fields
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, what: str = "condition"
+    check: Callable[[], Awaitable[Any]], *, within: float = 10.0, what: str = "condition"
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    """Poll ``check`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:

@@ -25,8 +25,13 @@ async def secured(
 )
 async def test_requests_without_a_valid_token_are_401(secured: AppClient, authorization: Any):
     headers = {"Authorization": authorization} if authorization else {}
-    for method, path in [("GET", "/v1/evaluations"), ("POST", "/v1/evaluations"),
-                         ("GET", "/metrics"), ("GET", "/openapi.json"), ("POST", "/execute")]:
+    for method, path in [
+        ("GET", "/v1/evaluations"),
+        ("POST", "/v1/evaluations"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("POST", "/execute"),
+    ]:
         response = await secured.request(method, path, headers=headers, json={"code": "1"})
         assert response.status == 401, (method, path)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -95,8 +100,12 @@ async def test_metrics_are_prometheus_text_with_submissions_and_requests(api: Ap
     assert 'outcome="duplicate"} 1' in submissions
     assert 'outcome="invalid"} 1' in submissions
     requests = "\n".join(samples["crucible_dispatcher_http_requests_total"])
-    assert 'route="/v1/evaluations"' in requests and 'status="422"' in requests
-    assert any('le="+Inf"' in s for s in samples["crucible_dispatcher_http_request_duration_seconds_bucket"])
+    assert 'route="/v1/evaluations"' in requests
+    assert 'status="422"' in requests
+    assert any(
+        'le="+Inf"' in s
+        for s in samples["crucible_dispatcher_http_request_duration_seconds_bucket"]
+    )
 
 
 async def test_openapi_document_covers_every_route(api: AppClient):
@@ -107,7 +116,9 @@ async def test_openapi_document_covers_every_route(api: AppClient):
         for route in api.app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    documented = {(m, p) for p, item in document["paths"].items() for m in item if m != "parameters"}
+    documented = {
+        (m, p) for p, item in document["paths"].items() for m in item if m != "parameters"
+    }
     assert routes == documented
     schemas = document["components"]["schemas"]
     assert {"EvaluationRequest", "ExecuteRequest", "Record", "ErrorBody"} <= set(schemas)

@@ -18,8 +18,9 @@ async def test_cancel_publishes_cancelled_before_stopping_and_answers_the_record
     assert fake_backend.cancelled == ["c1"]
     # The process's exit by signal, reported afterwards, does not replace the cancel.
     await publish(redis_client, "c1", "failed", exit_code=143, signal=15)
-    await publish(redis_client, "c1", "failed", exit_code=143, signal=15,
-                  source="dispatcher", verified=True)
+    await publish(
+        redis_client, "c1", "failed", exit_code=143, signal=15, source="dispatcher", verified=True
+    )
     record = await record_with(api, "c1", verified=True)
     assert record["status"] == "cancelled"
     assert record["exit_code"] == 143
@@ -42,8 +43,13 @@ async def test_cancel_of_unknown_evaluation_is_404(api: AppClient):
 
 
 async def test_execute_answers_in_the_original_shape(api: AppClient, fake_backend: FakeBackend):
-    body = {"eval_id": "eval_123", "code": "print(1)", "timeout": 30, "memory_limit": "1Gi",
-            "cpu_limit": "1"}
+    body = {
+        "eval_id": "eval_123",
+        "code": "print(1)",
+        "timeout": 30,
+        "memory_limit": "1Gi",
+        "cpu_limit": "1",
+    }
     response = await api.post("/execute", json=body)
     assert response.status == 200
     assert await response.json() == {
@@ -63,7 +69,9 @@ async def test_execute_answers_in_the_original_shape(api: AppClient, fake_backen
     assert conflict.status == 409
 
 
-async def test_execute_validates_with_its_own_field_names(api: AppClient, fake_backend: FakeBackend):
+async def test_execute_validates_with_its_own_field_names(
+    api: AppClient, fake_backend: FakeBackend
+):
     response = await api.post(
         "/execute", json={"eval_id": "e", "timeout": 99999, "memory_limit": "1Ti", "cpu_limit": "x"}
     )

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from dispatcher import client as cli_client
-from tests.integration.dispatcher.conftest import AppClient, publish
+from tests.integration.dispatcher.conftest import AppClient, publish, record_with
 
 
 async def read_messages(response: Any) -> list[dict[str, Any]]:
@@ -14,9 +14,15 @@ async def read_messages(response: Any) -> list[dict[str, Any]]:
     text = (await response.read()).decode()
     messages = []
     for block in text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":") and ": " in line)
+        lines = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if not line.startswith(":") and ": " in line
+        )
         if "data" in lines:
-            messages.append({"id": lines["id"], "event": lines["event"], "data": json.loads(lines["data"])})
+            messages.append(
+                {"id": lines["id"], "event": lines["event"], "data": json.loads(lines["data"])}
+            )
     return messages
 
 
@@ -77,18 +83,20 @@ async def test_resuming_after_the_end_returns_what_followed_and_ends(
 ):
     await submitted(api, "after")
     end_id = await publish(redis_client, "after", "completed", exit_code=0)
-    await publish(redis_client, "after", "failed", exit_code=137, reason="OOMKilled",
-                  source="dispatcher", verified=True)
-    await asyncio.wait_for(_until_terminal(api, "after"), 10)
+    await publish(
+        redis_client,
+        "after",
+        "failed",
+        exit_code=137,
+        reason="OOMKilled",
+        source="dispatcher",
+        verified=True,
+    )
+    await record_with(api, "after", verified=True)
     messages = await read_messages(
         await api.get("/v1/evaluations/after/events", headers={"Last-Event-ID": end_id})
     )
     assert [m["event"] for m in messages] == ["failed"]
-
-
-async def _until_terminal(api: AppClient, eval_id: str) -> None:
-    while (await (await api.get(f"/v1/evaluations/{eval_id}")).json())["status"] == "accepted":
-        await asyncio.sleep(0.02)
 
 
 async def test_idle_stream_gets_heartbeats(api: AppClient):
@@ -107,9 +115,7 @@ async def test_unknown_evaluation_is_404_and_bad_resume_id_is_422(api: AppClient
     assert response.status == 422
 
 
-async def test_cli_watch_prints_output_and_returns_the_exit_code(
-    api: AppClient, redis_client: Any
-):
+async def test_cli_watch_prints_output_and_returns_the_exit_code(api: AppClient, redis_client: Any):
     """The CLI's SSE reader against the real endpoint."""
     await submitted(api, "watched")
     await publish(redis_client, "watched", "running", started_at=1.0)
@@ -121,4 +127,5 @@ async def test_cli_watch_prints_output_and_returns_the_exit_code(
     code = await cli_client.watch(client, "watched", stdout=stdout, stderr=stderr)
     assert code == 3
     assert stdout.getvalue() == "out\n"
-    assert "err\n" in stderr.getvalue() and "failed exit_code=3" in stderr.getvalue()
+    assert "err\n" in stderr.getvalue()
+    assert "failed exit_code=3" in stderr.getvalue()

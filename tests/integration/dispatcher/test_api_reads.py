@@ -51,9 +51,7 @@ async def test_list_rejects_bad_query_values_each_once(api: AppClient):
     assert bad_cursor.status == 422
 
 
-async def test_output_is_reassembled_in_order_without_duplicates(
-    api: AppClient, redis_client: Any
-):
+async def test_output_is_reassembled_in_order_without_duplicates(api: AppClient, redis_client: Any):
     await submit(api, "out")
     # Out of order, one chunk repeated (a producer retry), both streams.
     await publish(redis_client, "out", "output", stream="stdout", offset=6, data="world\n")

@@ -21,7 +21,8 @@ async def test_created_record_has_defaults_and_job_name(api: AppClient, fake_bac
     assert body["resources"] == {"cpu": "500m", "memory": "512Mi"}
     assert body["timeout_seconds"] == 60
     assert body["job_name"] == "fake-e-1"
-    assert "request_digest" not in body and "last_seq" not in body
+    assert "request_digest" not in body
+    assert "last_seq" not in body
     assert [s.eval_id for s in fake_backend.submitted] == ["e-1"]
 
 
@@ -44,7 +45,11 @@ async def test_same_body_again_is_200_with_the_same_record(
     body = {"code": "x", "eval_id": "same", "resources": {"cpu": "0.5"}}
     first = await api.post("/v1/evaluations", json=body)
     # Equivalent spelling of the same request: 500m == 0.5 CPU, defaults written out.
-    again = {"command": ["python", "-u", "-c", "x"], "eval_id": "same", "resources": {"cpu": "500m"}}
+    again = {
+        "command": ["python", "-u", "-c", "x"],
+        "eval_id": "same",
+        "resources": {"cpu": "500m"},
+    }
     second = await api.post("/v1/evaluations", json={**again, "timeout_seconds": 60})
     assert (first.status, second.status) == (201, 200)
     assert (await first.json())["created_at"] == (await second.json())["created_at"]

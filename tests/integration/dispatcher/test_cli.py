@@ -29,7 +29,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     env.pop("CRUCIBLE_REDIS_URL", None)
     log = open(directory / "serve.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen([*CRUCIBLE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*CRUCIBLE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, directory / "serve.log")
@@ -71,7 +73,9 @@ def test_submit_watch_streams_output_and_exits_with_the_code(server: str):
 
 
 def test_submit_from_stdin_with_timeout_exits_124(server: str):
-    result = crucible(server, "submit", "--watch", "--timeout", "1", "-", stdin="import time\ntime.sleep(30)\n")
+    result = crucible(
+        server, "submit", "--watch", "--timeout", "1", "-", stdin="import time\ntime.sleep(30)\n"
+    )
     assert result.returncode == 124, result.stderr
     assert " timeout " in result.stderr
 
@@ -93,14 +97,20 @@ def test_invalid_submission_prints_one_line_per_field(server: str):
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0].startswith("crucible: 422 invalid_request")
-    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == ["resources.cpu", "resources.memory"]
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == [
+        "resources.cpu",
+        "resources.memory",
+    ]
 
 
 def test_wrong_token_is_reported(server: str):
     env_url = server
     result = subprocess.run(
         [*CRUCIBLE, "status", "x", "--url", env_url, "--token", "wrong"],
-        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
     )
     assert result.returncode == 1
     assert "401 unauthorized" in result.stderr

@@ -98,12 +98,15 @@ async def test_entries_left_pending_by_a_dead_dispatcher_are_claimed(
     start: Any, redis_client: redis.asyncio.Redis
 ):
     await store.Store(redis_client, ttl_seconds=60).create(a_record("orphan"))
-    await redis_client.xgroup_create(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True)
+    await redis_client.xgroup_create(
+        streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True
+    )
     await publish(redis_client, "orphan", "completed", exit_code=5)
     # A dispatcher that read the entry and died before acknowledging it.
     await redis_client.xreadgroup(streams.CONSUMER_GROUP, "dead", {streams.GLOBAL_STREAM: ">"})
-    api = await start(consumer={"claim_idle_seconds": 0.05, "claim_interval_seconds": 0.1,
-                                "block_seconds": 0.05})
+    api = await start(
+        consumer={"claim_idle_seconds": 0.05, "claim_interval_seconds": 0.1, "block_seconds": 0.05}
+    )
     await record_with(api, "orphan", status="completed", exit_code=5)
 
 
@@ -116,18 +119,39 @@ async def test_a_deleted_group_is_recreated(start: Any, redis_client: redis.asyn
     await record_with(api, "nogroup", status="completed")
 
 
-async def test_redis_restart_is_survived(
-    start: Any, restartable_redis: redisproc.RedisProcess
-):
+async def test_redis_restart_is_survived(start: Any, restartable_redis: redisproc.RedisProcess):
     client = serve.connect(restartable_redis.url)
     try:
-        api = await start(client=client, url=restartable_redis.url,
-                          consumer={"block_seconds": 0.05, "backoff_max_seconds": 0.2})
+        api = await start(
+            client=client,
+            url=restartable_redis.url,
+            consumer={"block_seconds": 0.05, "backoff_max_seconds": 0.2},
+        )
         await api.post("/v1/evaluations", json={"code": "1", "eval_id": "survivor"})
         restartable_redis.kill()
         restartable_redis.start()
         await publish(client, "survivor", "completed", exit_code=0)
         await record_with(api, "survivor", status="completed")
+        await api.close()
+    finally:
+        await client.aclose()
+
+
+async def test_requests_while_redis_is_down_are_503_json_not_500(
+    start: Any, restartable_redis: redisproc.RedisProcess
+):
+    client = serve.connect(restartable_redis.url)
+    try:
+        api = await start(client=client, url=restartable_redis.url)
+        restartable_redis.kill()
+        response = await api.post("/v1/evaluations", json={"code": "1"})
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "redis_unavailable"
+        ready = await api.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["redis"] is False
+        restartable_redis.start()
+        assert (await api.post("/v1/evaluations", json={"code": "1"})).status == 201
         await api.close()
     finally:
         await client.aclose()

@@ -52,7 +52,9 @@ def new_record(eval_id: str) -> records.Record:
     )
 
 
-def lua_apply(client: redis.Redis, record: records.Record, sequence: list[events.Event]) -> dict[str, Any]:
+def lua_apply(
+    client: redis.Redis, record: records.Record, sequence: list[events.Event]
+) -> dict[str, Any]:
     create, apply = client.register_script(CREATE), client.register_script(SCRIPT)
     key = store.record_key(record.eval_id)
     args: list[Any] = [60, record.created_at, record.eval_id, '"n"']
@@ -83,7 +85,9 @@ def test_script_reaches_the_same_record_as_the_pure_rules(
     if in_order:  # as producers publish; otherwise replays and stale events are mixed in
         raw = sorted(raw, key=lambda e: int(e["seq"]))
     eval_id = uuid.uuid4().hex
-    sequence = [events.Event(eval_id=eval_id, **{k: v for k, v in e.items() if v is not None}) for e in raw]
+    sequence = [
+        events.Event(eval_id=eval_id, **{k: v for k, v in e.items() if v is not None}) for e in raw
+    ]
     record = new_record(eval_id)
     with redis.Redis.from_url(redis_server.url) as client:
         from_lua = lua_apply(client, record, sequence)
@@ -106,15 +110,25 @@ def test_oom_verdict_after_sidecar_completed_corrects_status_and_fields(
     sequence = [
         verdict("oom", 1, "running", started_at=1.0),
         verdict("oom", 2, "completed", exit_code=0),
-        verdict("oom", 3, "failed", exit_code=137, reason="OOMKilled", source="dispatcher",
-                verified=True),
+        verdict(
+            "oom",
+            3,
+            "failed",
+            exit_code=137,
+            reason="OOMKilled",
+            source="dispatcher",
+            verified=True,
+        ),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
         client.delete(store.record_key("oom"))
         record = lua_apply(client, new_record("oom"), sequence)
     assert record["status"] == "failed"
     assert (record["exit_code"], record["reason"], record["verified"]) == (137, "OOMKilled", True)
-    assert record["correction"] == "status completed -> failed, exit_code 0 -> 137, reason none -> OOMKilled"
+    assert (
+        record["correction"]
+        == "status completed -> failed, exit_code 0 -> 137, reason none -> OOMKilled"
+    )
 
 
 def test_replayed_and_stale_events_change_nothing(redis_server: redisproc.RedisProcess):
@@ -152,14 +166,23 @@ def test_cancelled_stays_cancelled_and_only_gains_missing_exit_code(
     confirm = {"source": "dispatcher", "verified": True, "exit_code": 143, "signal": 15}
     with redis.Redis.from_url(redis_server.url) as client:
         client.delete(store.record_key("cx1"), store.record_key("cx2"))
-        bare = lua_apply(client, new_record("cx1"), [
-            verdict("cx1", 1, "cancelled", source="dispatcher"),
-            verdict("cx1", 2, "failed", **confirm),
-        ])
-        known = lua_apply(client, new_record("cx2"), [
-            verdict("cx2", 1, "cancelled", source="dispatcher", exit_code=130),
-            verdict("cx2", 2, "failed", **confirm),
-        ])
+        bare = lua_apply(
+            client,
+            new_record("cx1"),
+            [
+                verdict("cx1", 1, "cancelled", source="dispatcher"),
+                verdict("cx1", 2, "failed", **confirm),
+            ],
+        )
+        known = lua_apply(
+            client,
+            new_record("cx2"),
+            [
+                verdict("cx2", 1, "cancelled", source="dispatcher", exit_code=130),
+                verdict("cx2", 2, "failed", **confirm),
+            ],
+        )
     assert (bare["status"], bare["exit_code"], bare["signal"]) == ("cancelled", 143, 15)
     assert (known["status"], known["exit_code"], known["verified"]) == ("cancelled", 130, True)
-    assert "correction" not in bare and "correction" not in known
+    assert "correction" not in bare
+    assert "correction" not in known

@@ -176,7 +176,7 @@ class LegacySubscriber:
 
     def _listen(self) -> None:
         r = redis.Redis.from_url(self._redis_url)
-        p = r.pubsub()
+        p = r.pubsub()  # type: ignore[no-untyped-call]
         p.subscribe("evaluation:completed", "evaluation:failed")
         confirmed = 0
         for message in p.listen():

@@ -1,15 +1,19 @@
 """Nothing is lost when Redis or the dispatcher restarts while evaluations run."""
 
 import asyncio
+import json
+import os
 import pathlib
+import sys
 
+import aiohttp
 import pytest
 import redis.asyncio
 
 from dispatcher.records import Status
 from dispatcher.store import Store
 from tests import redisproc
-from tests.integration.pipeline.conftest import DispatcherFactory, eventually
+from tests.integration.pipeline.conftest import TERMINAL, DispatcherFactory, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +83,9 @@ async def test_dispatcher_restarted_while_evaluations_run(
     try:
         store = Store(client, ttl_seconds=3600)
         for eval_id in ids:
-            record = await store.get(eval_id)
-            assert record is not None
-            assert record.status == Status.RUNNING  # nobody has applied the ends yet
+            stored = await store.get(eval_id)
+            assert stored is not None
+            assert stored.status == Status.RUNNING  # nobody has applied the ends yet
     finally:
         await client.aclose()
 
@@ -95,3 +99,85 @@ async def test_dispatcher_restarted_while_evaluations_run(
 async def backend_closing(backend: object) -> bool:
     ready = getattr(backend, "ready")  # noqa: B009 - the Backend protocol's readiness
     return not await ready()
+
+
+async def test_a_dispatcher_that_dies_takes_its_evaluations_along(
+    make_dispatcher: DispatcherFactory, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    """``crucible serve`` killed with SIGKILL: its evaluations die with it (parent-death
+    signal), and the next dispatcher on the same Redis ends their records."""
+    port = redisproc.free_port()
+    env = {
+        **os.environ,
+        "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_PORT": str(port),
+        "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path),
+    }
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatcher", env=env)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+
+            async def answers() -> bool:
+                try:
+                    async with http.get("/readyz") as response:
+                        return response.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await eventually(answers)
+            body = {"code": WAIT_CODE, "eval_id": "orphan"}
+            async with http.post("/v1/evaluations", json=body) as response:
+                assert response.status == 201
+
+            async def running() -> bool:
+                async with http.get("/v1/evaluations/orphan") as response:
+                    return bool((await response.json())["status"] == "running")
+
+            await eventually(running)
+        (started,) = (tmp_path / "runs").glob("orphan-*/state/started.json")
+        child = json.loads(started.read_text())["pid"]
+    finally:
+        server.kill()
+        await server.wait()
+
+    await eventually(lambda: process_gone(child))
+    successor = await make_dispatcher(redis_url)
+    record = await successor.wait_for("orphan", lambda r: r["status"] in TERMINAL)
+    # Either the sidecar drained in time (the SIGTERM'd child, 143) or nobody could: lost.
+    assert (record["status"], record["exit_code"]) == ("failed", 143) or (
+        record["status"] == "error" and record["reason"].startswith("lost")
+    ), record
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
+        return f.read().split(") ", 1)[1].startswith("Z")
+
+
+async def test_stopping_the_dispatcher_cancels_what_it_holds(
+    make_dispatcher: DispatcherFactory, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    dispatcher = await make_dispatcher(redis_url, work_root=str(tmp_path), concurrency=2)
+    for i in range(3):  # two run, one waits in the queue
+        await dispatcher.submit(code=WAIT_CODE, eval_id=f"held-{i}")
+    for i in range(2):
+        await dispatcher.wait_for(f"held-{i}", lambda r: r["status"] == "running")
+    children = [
+        json.loads(started.read_text())["pid"]
+        for started in (tmp_path / "runs").glob("*/state/started.json")
+    ]
+    assert len(children) == 2
+
+    await dispatcher.stop()
+
+    assert all(process_gone(pid) for pid in children)
+    assert list((tmp_path / "runs").iterdir()) == []  # work dirs removed
+    successor = await make_dispatcher(redis_url)
+    for i in range(3):
+        record = await successor.wait_ended(f"held-{i}")
+        assert record["status"] == "cancelled"
+        assert record["reason"].startswith("DispatcherShutdown")

@@ -38,8 +38,15 @@ def chunk(stream: str, offset: int, data: str) -> dict[str, object]:
 
 
 def test_output_is_ordered_by_offset_and_deduplicated():
-    result = output.assemble([chunk("stdout", 2, "c"), chunk("stdout", 0, "ab"), chunk("stdout", 0, "ab"),
-                              chunk("stderr", 0, "é"), chunk("stderr", 2, "!")])
+    result = output.assemble(
+        [
+            chunk("stdout", 2, "c"),
+            chunk("stdout", 0, "ab"),
+            chunk("stdout", 0, "ab"),
+            chunk("stderr", 0, "é"),
+            chunk("stderr", 2, "!"),
+        ]
+    )
     assert result == output.Output(stdout="abc", stderr="é!", truncated=False)
 
 
@@ -68,8 +75,16 @@ def test_watch_exit_code_follows_the_evaluation(event: dict[str, object], code: 
 
 
 def test_api_error_lines_list_each_field():
-    error = client.ApiError(422, {"error": {"code": "invalid_request", "message": "2 invalid fields",
-                                           "details": [{"field": "a", "message": "x"}, {"field": "b", "message": "y"}]}})
+    error = client.ApiError(
+        422,
+        {
+            "error": {
+                "code": "invalid_request",
+                "message": "2 invalid fields",
+                "details": [{"field": "a", "message": "x"}, {"field": "b", "message": "y"}],
+            }
+        },
+    )
     assert error.lines == ["422 invalid_request: 2 invalid fields", "  a: x", "  b: y"]
 
 

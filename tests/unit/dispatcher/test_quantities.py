@@ -33,8 +33,28 @@ def test_parses_quantities_exactly(text: object, value: object):
 
 @pytest.mark.parametrize(
     "junk",
-    ["", " 1", "1 ", "1Mb", "Mi", "1.2.3", "1e", "1e1000", "0x10", "1_000", "∞", "1" * 65, None,
-     True, [], {}, float("inf"), float("nan"), "1KiB", "5i"],
+    [
+        "",
+        " 1",
+        "1 ",
+        "1Mb",
+        "Mi",
+        "1.2.3",
+        "1e",
+        "1e1000",
+        "0x10",
+        "1_000",
+        "∞",
+        "1" * 65,
+        None,
+        True,
+        [],
+        {},
+        float("inf"),
+        float("nan"),
+        "1KiB",
+        "5i",
+    ],
 )
 def test_rejects_what_is_not_a_quantity(junk: object):
     with pytest.raises(quantities.QuantityError):
@@ -43,7 +63,13 @@ def test_rejects_what_is_not_a_quantity(junk: object):
 
 @pytest.mark.parametrize(
     ("text", "millis", "canonical"),
-    [("500m", 500, "500m"), ("0.5", 500, "500m"), ("2", 2000, "2"), (1.5, 1500, "1500m"), ("1e-3", 1, "1m")],
+    [
+        ("500m", 500, "500m"),
+        ("0.5", 500, "500m"),
+        ("2", 2000, "2"),
+        (1.5, 1500, "1500m"),
+        ("1e-3", 1, "1m"),
+    ],
 )
 def test_cpu_in_millicores(text: object, millis: int, canonical: str):
     assert quantities.cpu_millis(text) == millis
@@ -58,8 +84,16 @@ def test_cpu_must_be_positive_whole_millicores(bad: str):
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("512Mi", "512Mi"), ("1024Mi", "1Gi"), ("1G", "1G"), ("1.5Gi", "1536Mi"), ("1000", "1k"),
-     ("1023", "1023"), (2**20, "1Mi"), ("1024000", "1024k")],
+    [
+        ("512Mi", "512Mi"),
+        ("1024Mi", "1Gi"),
+        ("1G", "1G"),
+        ("1.5Gi", "1536Mi"),
+        ("1000", "1k"),
+        ("1023", "1023"),
+        (2**20, "1Mi"),
+        ("1024000", "1024k"),
+    ],
 )
 def test_memory_canonical_form_is_exact_and_short(text: object, canonical: str):
     amount = quantities.memory_bytes(text)

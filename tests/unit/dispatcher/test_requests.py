@@ -80,7 +80,9 @@ def test_all_bad_fields_are_reported_together():
     body: dict[str, Any] = {"command": ["ls"]}
     expected = set()
     for field, extra in BAD_FIELDS:
-        if field.split(".")[0] in ("code", "command") or field.split(".")[0] in {f.split(".")[0] for f in expected}:
+        if field.split(".")[0] in ("code", "command") or field.split(".")[0] in {
+            f.split(".")[0] for f in expected
+        }:
             continue
         body.update(extra)
         expected.add(field)
@@ -123,7 +125,9 @@ def test_digest_ignores_spelling_but_not_meaning():
 
     base = digest({"code": "x", "eval_id": "a"})
     assert base == digest({"command": ["python", "-u", "-c", "x"], "eval_id": "b"})
-    assert base == digest({"code": "x", "resources": {"cpu": "0.5", "memory": "512Mi"}, "timeout_seconds": 60})
+    assert base == digest(
+        {"code": "x", "resources": {"cpu": "0.5", "memory": "512Mi"}, "timeout_seconds": 60}
+    )
     assert base == digest({"code": "x", "image": "python", "env": {}})
     assert base != digest({"code": "x", "env": {"A": "1"}})
     assert base != digest({"code": "x", "timeout_seconds": 61})
@@ -140,9 +144,14 @@ def test_execute_request_maps_to_the_same_spec():
 
 @pytest.mark.parametrize(
     ("field", "extra"),
-    [("timeout", {"timeout": 0}), ("memory_limit", {"memory_limit": "1Pi"}),
-     ("cpu_limit", {"cpu_limit": "x"}), ("eval_id", {"eval_id": "a b"}), ("code", {"code": None}),
-     ("command", {"command": ["ls"]})],
+    [
+        ("timeout", {"timeout": 0}),
+        ("memory_limit", {"memory_limit": "1Pi"}),
+        ("cpu_limit", {"cpu_limit": "x"}),
+        ("eval_id", {"eval_id": "a b"}),
+        ("code", {"code": None}),
+        ("command", {"command": ["ls"]}),
+    ],
 )
 def test_execute_reports_its_own_field_names(field: str, extra: dict[str, Any]):
     details = problems({"code": "x", **extra}, requests.parse_execute)

@@ -255,3 +255,18 @@ def test_a_plain_sidecar_lingers_once_the_main_container_ended() -> None:
     ended["status"]["phase"] = "Failed"
     assert not verdicts.sidecar_lingers(ended)
     assert not verdicts.sidecar_lingers(pod(RUNNING))
+
+
+def test_pending_grace_counts_from_the_pods_last_transition_not_its_creation() -> None:
+    # The image is pulled only after slow init containers: 10 minutes after creation.
+    initialised = datetime.datetime.fromtimestamp(LATER - 30, datetime.UTC)
+    conditions = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": T0},
+        {"type": "Initialized", "status": "True",
+         "lastTransitionTime": initialised.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ]  # fmt: skip
+    stuck = pod(waiting("ErrImagePull"), phase="Pending", conditions=conditions)
+    assert verdicts.decide(job(), stuck, now=LATER, config=CONFIG) == V(E.PENDING, "ErrImagePull")
+    verdict = verdicts.decide(job(), stuck, now=LATER + 120, config=CONFIG)
+    assert verdict is not None
+    assert verdict.type == E.ERROR

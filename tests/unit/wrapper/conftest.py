@@ -1,5 +1,9 @@
 """The wrapper is tested as it runs in a pod: the packed zipapp, as a real subprocess, under
-``python -I -S`` (no site-packages at all), against a state directory in ``tmp_path``."""
+``python -I -S`` (no site-packages at all), against a state directory in ``tmp_path``.
+
+``CRUCIBLE_TEST_WRAPPER_PYTHON`` picks the interpreter that runs the wrapper (default: the
+test's own), e.g. a Python 3.8 to check the oldest version executor images may have.
+"""
 
 import dataclasses
 import json
@@ -48,9 +52,12 @@ def wrapper_app(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return pack.build(tmp_path_factory.mktemp("wrapper-app") / pack.FILE_NAME)
 
 
+WRAPPER_PYTHON = os.environ.get("CRUCIBLE_TEST_WRAPPER_PYTHON") or sys.executable
+
+
 @pytest.fixture
 def wrapper_argv(wrapper_app: pathlib.Path) -> list[str]:
-    return [sys.executable, "-I", "-S", str(wrapper_app)]
+    return [WRAPPER_PYTHON, "-I", "-S", str(wrapper_app)]
 
 
 @pytest.fixture

@@ -49,7 +49,14 @@ VERMIN = shutil.which("vermin", path=str(pathlib.Path(sys.executable).parent)) o
 def test_wrapper_is_valid_python_3_8() -> None:
     assert VERMIN is not None
     done = subprocess.run(
-        [VERMIN, "--target=3.8-", "--violations", "--no-tips", str(WRAPPER_DIR)],
+        [
+            VERMIN,
+            "--target=3.8-",
+            "--violations",
+            "--no-tips",
+            "--eval-annotations",
+            str(WRAPPER_DIR),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

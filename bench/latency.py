@@ -1,0 +1,278 @@
+"""Latency from an evaluation's end to the clients that wait for it, through the local backend.
+
+    python bench/latency.py [--count 200] [--concurrency 4]
+
+Runs ``crucible serve`` (local backend, embedded Redis) as its own process, as a user would,
+and submits ``--count`` evaluations, ``--concurrency`` at a time. Each evaluation's last act
+is to print ``time.time()``; that printed time is the start of the clock. It is used rather than
+``exit.json``'s ``finished_at`` because it is the earliest point of the end (before the
+process exit, the wrapper's reaping and its exit record) and because it travels inside the
+terminal event's output tail, so both clients read it without touching the state directory
+(which the backend removes). The clock stops when
+
+  (a) the first terminal event arrives at an SSE client of ``/v1/evaluations/{id}/events``,
+  (b) its message arrives at a redis-py subscriber of ``evaluation:completed``.
+
+Both clients run in this process, on this machine, so one wall clock serves all. The floor is
+the same child run as a bare subprocess followed by one PUBLISH of its output, heard by the
+same subscriber: what process exit plus Redis cost with nothing of crucible in between.
+
+Prints p50/p90/p99/max in milliseconds and writes them to ``bench/results/latency.json``.
+Nothing is asserted: timings vary by machine and load.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio
+
+from dispatcher.embedded_redis import EmbeddedRedis
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
+CHILD_CODE = "import time\nprint(repr(time.time()))"
+FLOOR_CHANNEL = "crucible:bench:floor"
+TERMINAL = {"completed", "failed", "timeout", "cancelled", "error"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {
+        "n": len(ordered),
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+class Subscriber:
+    """One pub/sub connection on ``evaluation:completed`` and the floor's channel."""
+
+    def __init__(self, client: "redis.asyncio.Redis") -> None:
+        self._pubsub = client.pubsub()
+        self.arrivals: dict[str, asyncio.Future[tuple[float, dict[str, Any]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def expect(self, key: str) -> "asyncio.Future[tuple[float, dict[str, Any]]]":
+        return self.arrivals.setdefault(key, asyncio.get_running_loop().create_future())
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe("evaluation:completed", FLOOR_CHANNEL)
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _listen(self) -> None:
+        async for message in self._pubsub.listen():
+            now = time.time()
+            if message["type"] != "message":
+                continue
+            payload = json.loads(message["data"])
+            future = self.expect(payload["eval_id"])
+            if not future.done():
+                future.set_result((now, payload))
+
+
+async def sse_terminal(
+    session: aiohttp.ClientSession, base: str, eval_id: str
+) -> tuple[float, dict[str, Any]]:
+    """Arrival time and body of the first terminal event on the evaluation's SSE stream; the
+    body gains ``xadd_at``, Redis's clock when the event was added (the SSE id is its entry
+    id, whose first part is milliseconds)."""
+    async with session.get(f"{base}/v1/evaluations/{eval_id}/events") as response:
+        response.raise_for_status()
+        kind, entry_id = "", ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("id:"):
+                entry_id = line.partition(":")[2].strip()
+            elif line.startswith("event:"):
+                kind = line.partition(":")[2].strip()
+            elif line.startswith("data:") and kind in TERMINAL:
+                arrived = time.time()
+                event: dict[str, Any] = json.loads(line.partition(":")[2])
+                event["xadd_at"] = int(entry_id.partition("-")[0]) / 1000
+                return arrived, event
+    raise RuntimeError(f"{eval_id}: stream ended without a terminal event")
+
+
+async def one_evaluation(
+    session: aiohttp.ClientSession, base: str, subscriber: Subscriber, i: int
+) -> dict[str, float]:
+    eval_id = f"bench-{os.getpid()}-{i}"
+    heard = subscriber.expect(eval_id)
+    submitted = time.time()
+    async with session.post(
+        f"{base}/v1/evaluations", json={"eval_id": eval_id, "code": CHILD_CODE}
+    ) as response:
+        if response.status != 201:
+            raise RuntimeError(f"submit: {response.status} {await response.text()}")
+    sse_at, event = await sse_terminal(session, base, eval_id)
+    if event["type"] != "completed":
+        raise RuntimeError(f"{eval_id} ended {event['type']}: {event}")
+    pubsub_at, payload = await asyncio.wait_for(heard, 30)
+    child_exit = float(event["output"].strip())
+    assert float(payload["output"].strip()) == child_exit
+    return {
+        "sse": sse_at - child_exit,
+        "pubsub": pubsub_at - child_exit,
+        "submit_to_end": sse_at - submitted,
+        # Where the time goes: the sidecar builds the event (its ts), Redis adds it (ms clock).
+        "to_event_built": event["ts"] - child_exit,
+        "to_xadd": event["xadd_at"] - child_exit,
+    }
+
+
+async def floor(client: "redis.asyncio.Redis", subscriber: Subscriber, count: int) -> list[float]:
+    """A bare child and one PUBLISH of its output: the least any design could do."""
+    latencies = []
+    for i in range(count):
+        key = f"floor-{i}"
+        heard = subscriber.expect(key)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CHILD_CODE, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await child.communicate()
+        await client.publish(FLOOR_CHANNEL, json.dumps({"eval_id": key, "output": out.decode()}))
+        arrived, payload = await asyncio.wait_for(heard, 10)
+        latencies.append(arrived - float(payload["output"].strip()))
+    return latencies
+
+
+async def wait_ready(
+    session: aiohttp.ClientSession, base: str, server: subprocess.Popen[bytes]
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("crucible serve exited; see its log above")
+        try:
+            async with session.get(f"{base}/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("crucible serve not ready within 60s")
+
+
+async def run(
+    args: argparse.Namespace, base: str, redis_url: str, server: subprocess.Popen[bytes]
+) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    subscriber = Subscriber(client)
+    await subscriber.start()
+    results: list[dict[str, float]] = []
+    slots = asyncio.Semaphore(args.concurrency)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+            await wait_ready(session, base, server)
+            await one_evaluation(session, base, subscriber, -1)  # warm-up, not counted
+
+            async def bounded(i: int) -> None:
+                async with slots:
+                    results.append(await one_evaluation(session, base, subscriber, i))
+
+            started = time.monotonic()
+            await asyncio.gather(*(bounded(i) for i in range(args.count)))
+            elapsed = time.monotonic() - started
+        floor_latencies = await floor(client, subscriber, args.floor_count)
+    finally:
+        await subscriber.stop()
+        await client.aclose()
+    return {
+        "sse_terminal": percentiles([r["sse"] for r in results]),
+        "pubsub_completed": percentiles([r["pubsub"] for r in results]),
+        "floor_subprocess_then_publish": percentiles(floor_latencies),
+        "submit_to_terminal": percentiles([r["submit_to_end"] for r in results]),
+        "breakdown_child_exit_to_event_built": percentiles([r["to_event_built"] for r in results]),
+        "breakdown_child_exit_to_xadd_ms_clock": percentiles([r["to_xadd"] for r in results]),
+        "evaluations_per_second": round(args.count / elapsed, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--floor-count", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    port = free_port()
+    # The benchmark owns the Redis, so that its subscriber can be in place before the server.
+    with (
+        tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp,
+        EmbeddedRedis(Path(tmp) / "redis") as redis_server,
+    ):
+        env = {
+            **os.environ,
+            "CRUCIBLE_REDIS_URL": redis_server.url,
+            "CRUCIBLE_PORT": str(port),
+            "CRUCIBLE_LOCAL__CONCURRENCY": str(args.concurrency),
+            "CRUCIBLE_LOCAL__QUEUE_SIZE": str(args.count + 10),
+            "CRUCIBLE_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
+        try:
+            figures = asyncio.run(run(args, f"http://127.0.0.1:{port}", redis_server.url, server))
+        finally:
+            server.terminate()
+            server.wait(30)
+    report = {
+        "benchmark": "latency",
+        "clock_start": "time.time() printed by the evaluation as its last act",
+        "count": args.count,
+        "concurrency": args.concurrency,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        **figures,
+    }
+    for name in (
+        "sse_terminal",
+        "pubsub_completed",
+        "floor_subprocess_then_publish",
+        "submit_to_terminal",
+    ):
+        f = figures[name]
+        print(
+            f"{name:32} n={f['n']:4}  p50 {f['p50_ms']:8.2f} ms  p90 {f['p90_ms']:8.2f} ms  "
+            f"p99 {f['p99_ms']:8.2f} ms  max {f['max_ms']:8.2f} ms"
+        )
+    rate = figures["evaluations_per_second"]
+    print(f"throughput: {rate} evaluations/s at concurrency {args.concurrency}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Which local evaluations a dispatcher process holds, so that the next one can end them if it
+dies.
+
+A local evaluation's processes die with their dispatcher (parent-death signal). If that happens
+before the sidecar saw the wrapper's exit record, nothing publishes a terminal event and no
+reconciler exists to notice, as the Kubernetes backend's does. So each backend notes what it
+holds in one Redis hash (owner: this module)::
+
+    crucible:local:inflight   eval_id -> "hostname pid" of the dispatcher process holding it
+
+and a starting backend ends the entries of dispatcher processes on this host that are gone with
+an (unverified) ``error`` event. It is unverified on purpose: if a terminal event came first
+(the sidecar drained in time), that one stands.
+"""
+
+import logging
+import os
+import socket
+
+import redis.asyncio
+import redis.exceptions
+
+from sidecar import events, streams
+
+log = logging.getLogger(__name__)
+
+INFLIGHT_KEY = "crucible:local:inflight"
+LOST_REASON = "lost: the dispatcher running it exited before it ended"
+
+
+def owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+class InFlight:
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._owner = owner()
+
+    async def add(self, eval_id: str) -> None:
+        await self._client.hset(INFLIGHT_KEY, eval_id, self._owner)  # type: ignore[misc]
+
+    async def remove(self, eval_id: str) -> None:
+        """Best effort: a stale entry only means one redundant ``error`` event later, which the
+        store ignores once the record has ended."""
+        try:
+            await self._client.hdel(INFLIGHT_KEY, eval_id)  # type: ignore[misc]
+        except redis.exceptions.RedisError as e:
+            log.warning("could not clear in-flight entry of %s: %s", eval_id, e)
+
+    async def end_orphans(self, publisher: streams.Publisher) -> list[str]:
+        """End the evaluations of dead dispatcher processes on this host; their ids."""
+        host = socket.gethostname()
+        ended = []
+        for raw_id, raw_owner in (await self._client.hgetall(INFLIGHT_KEY)).items():  # type: ignore[misc]
+            eval_id, holder = _text(raw_id), _text(raw_owner)
+            holder_host, _, pid = holder.rpartition(" ")
+            if holder_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            event = events.Event(
+                eval_id=eval_id,
+                type=events.EventType.ERROR,
+                source="dispatcher",
+                reason=LOST_REASON,
+            )
+            await publisher.publish(event, token="lost")
+            await self._client.hdel(INFLIGHT_KEY, eval_id)  # type: ignore[misc]
+            ended.append(eval_id)
+        if ended:
+            log.warning("ended %d evaluations of a dispatcher that exited: %s", len(ended), ended)
+        return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
