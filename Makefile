@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 PYTHON ?= python3
 
 .PHONY: run test venv lint chart-check unit integration e2e tools cluster-up cluster-down \
-	images bench clean-venv
+	images bench clean-venv wrapper-oldest
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ run: venv
 	$(VENV)/bin/crucible serve
 
 ## test: lint, chart checks, unit + integration tests, end-to-end tests (skip without a cluster)
-test: lint chart-check
+test: lint chart-check wrapper-oldest
 	$(PY) -m pytest tests
+
+# The wrapper runs under the executor image's python (3.8+): run its tests under the oldest one
+# this machine has as well (pyenv installs on these machines; skipped where there is none).
+OLDEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8*/bin/python3 /usr/bin/python3.8))
+wrapper-oldest: venv
+	@if [ -n "$(OLDEST_PYTHON)" ]; then \
+	  CRUCIBLE_TEST_WRAPPER_PYTHON=$(OLDEST_PYTHON) $(PY) -m pytest -q tests/unit/wrapper; \
+	else echo "wrapper-oldest: no python3.8 on this machine, wrapper tested under $$($(PY) -V) only"; fi
 
 lint: venv
 	$(VENV)/bin/ruff check .

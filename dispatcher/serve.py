@@ -83,11 +83,16 @@ def make_backend(
         )
     from dispatcher.kube.backend import KubernetesBackend
 
-    return KubernetesBackend(settings.kubernetes, redis_client=client, publisher=publisher)
+    return KubernetesBackend(
+        settings.kubernetes,
+        redis_client=client,
+        publisher=publisher,
+        sidecar_env=sidecar_env(settings.streams),
+    )
 
 
 def sidecar_env(limits: streams.Limits) -> Mapping[str, str]:
-    """The dispatcher's stream limits, as the local sidecars' settings."""
+    """The dispatcher's stream limits, as every sidecar's settings (local or in a pod)."""
     return {
         "CRUCIBLE_SIDECAR_TTL_SECONDS": str(limits.ttl_seconds),
         "CRUCIBLE_SIDECAR_EVAL_STREAM_MAXLEN": str(limits.eval_stream_maxlen),

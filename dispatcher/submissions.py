@@ -112,6 +112,12 @@ class Submitter:
             await self._store.remove(record.eval_id)
             self.count("queue_full")
             raise
+        except errors.InvalidRequestError:
+            # The backend's own checks (e.g. what its Job template can carry) refused it before
+            # creating anything: as if validation had caught it, nothing is left behind.
+            await self._store.remove(record.eval_id)
+            self.count("invalid")
+            raise
         except Exception as e:
             log.exception("backend %s refused %s", self._backend.name, record.eval_id)
             reason = errors.upstream_text(getattr(e, "message", None) or e)

@@ -1,7 +1,7 @@
 """Fixtures every tier shares: a real Redis server for the session, a clean database per test."""
 
 import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis.asyncio
@@ -18,11 +18,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redisproc
 
 
 @pytest.fixture
-async def redis_url(redis_server: redisproc.RedisProcess) -> AsyncIterator[str]:
+async def redis_url(redis_server: redisproc.RedisProcess) -> str:
     client = redis.asyncio.Redis.from_url(redis_server.url)
     await client.flushall()
     await client.aclose()
-    yield redis_server.url
+    return redis_server.url
 
 
 @pytest.fixture

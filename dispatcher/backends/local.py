@@ -17,12 +17,11 @@ import tempfile
 from collections.abc import Mapping
 
 import redis.asyncio
+import redis.exceptions
 
 from dispatcher import errors
-from dispatcher.backends import base
+from dispatcher.backends import base, local_inflight, local_run
 from dispatcher.backends.local_config import LocalConfig
-from dispatcher.backends.local_inflight import InFlight
-from dispatcher.backends.local_run import LocalRun, RunContext, job_name, publish_retrying
 from sidecar import events, streams
 from wrapper import pack
 
@@ -57,14 +56,15 @@ class LocalBackend:
         self._sidecar_env = dict(sidecar_env or {})
         self._waiting: collections.OrderedDict[str, base.Submission] = collections.OrderedDict()
         self._has_work = asyncio.Condition()
-        self._running: dict[str, LocalRun] = {}
+        self._running: dict[str, local_run.LocalRun] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._context: RunContext | None = None
+        self._context: local_run.RunContext | None = None
         self._owned_root: pathlib.Path | None = None
         self._closing = False
         self._mean_run_seconds = config.expected_run_seconds
         self._redis: redis.asyncio.Redis | None = None
-        self._inflight: InFlight | None = None
+        self._inflight: local_inflight.InFlight | None = None
+        self._admitting = 0
 
     @property
     def queue_depth(self) -> int:
@@ -78,7 +78,7 @@ class LocalBackend:
 
     async def start(self) -> None:
         self._redis = redis.asyncio.Redis.from_url(self._redis_url)
-        self._inflight = InFlight(self._redis)
+        self._inflight = local_inflight.InFlight(self._redis)
         await self._inflight.end_orphans(self._publisher)
         self._context = await asyncio.to_thread(self._prepare)
         self._workers = [
@@ -113,18 +113,26 @@ class LocalBackend:
             raise errors.BackendUnavailableError("the local backend is not running")
         eval_id = submission.eval_id
         if eval_id in self._waiting or eval_id in self._running:
-            return base.Scheduled(job_name=job_name(eval_id))
+            return base.Scheduled(job_name=local_run.job_name(eval_id))
         capacity = self._config.queue_size + self._config.concurrency
-        if len(self._waiting) + len(self._running) >= capacity:
+        if len(self._waiting) + len(self._running) + self._admitting >= capacity:
             raise errors.QueueFullError(
                 f"the local queue is full ({self._config.queue_size} waiting)",
                 retry_after_seconds=self._retry_after(),
             )
-        await self._inflight.add(eval_id)
+        self._admitting += 1  # holds the slot while the in-flight entry is written
+        try:
+            await self._inflight.add(eval_id)
+        except redis.exceptions.RedisError as e:
+            raise errors.BackendUnavailableError(
+                f"cannot record the evaluation: {errors.upstream_text(e)}"
+            ) from e
+        finally:
+            self._admitting -= 1
         async with self._has_work:
             self._waiting[eval_id] = submission
             self._has_work.notify()
-        return base.Scheduled(job_name=job_name(eval_id))
+        return base.Scheduled(job_name=local_run.job_name(eval_id))
 
     async def cancel(self, eval_id: str, *, reason: str = CANCEL_REASON) -> bool:
         """Publish ``cancelled`` first (so it is the first terminal event whatever the sidecar
@@ -137,13 +145,13 @@ class LocalBackend:
         cancelled = events.Event(
             eval_id=eval_id, type=events.EventType.CANCELLED, source="dispatcher", reason=reason
         )
-        await publish_retrying(self._publisher, cancelled, token="cancelled")
+        await local_run.publish_retrying(self._publisher, cancelled, token="cancelled")
         if run is not None:
             await run.cancel(reason)
         else:
             # Never started: nothing is left to verify.
             verdict = cancelled.model_copy(update={"verified": True})
-            await publish_retrying(self._publisher, verdict, token="verdict")
+            await local_run.publish_retrying(self._publisher, verdict, token="verdict")
             await self._forget(eval_id)
         return True
 
@@ -152,7 +160,7 @@ class LocalBackend:
             return False
         return all(not worker.done() for worker in self._workers)
 
-    def _prepare(self) -> RunContext:
+    def _prepare(self) -> local_run.RunContext:
         """Work root, the wrapper zipapp (built once per backend), and ``python`` on a PATH."""
         if self._config.work_root is None:
             self._owned_root = pathlib.Path(tempfile.mkdtemp(prefix="crucible-local-"))
@@ -166,11 +174,13 @@ class LocalBackend:
         bin_dir.mkdir(exist_ok=True)
         for name in ("python", "python3"):
             link = bin_dir / name
+            if link.is_symlink() and link.readlink() != pathlib.Path(sys.executable):
+                link.unlink()  # a work root kept from another interpreter
             if not link.is_symlink():
                 link.symlink_to(sys.executable)
         runs_root = root / "runs"
         runs_root.mkdir(exist_ok=True)
-        return RunContext(
+        return local_run.RunContext(
             config=self._config,
             publisher=self._publisher,
             redis_url=self._redis_url,
@@ -188,7 +198,7 @@ class LocalBackend:
                 if self._closing:
                     return
                 eval_id, submission = self._waiting.popitem(last=False)
-                run = LocalRun(submission, self._context)
+                run = local_run.LocalRun(submission, self._context)
                 self._running[eval_id] = run
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -206,10 +216,10 @@ class LocalBackend:
         if self._inflight is not None:
             await self._inflight.remove(eval_id)
 
-    async def _end_with_error(self, run: LocalRun) -> None:
+    async def _end_with_error(self, run: local_run.LocalRun) -> None:
         """A run that crashed still ends its evaluation (first terminal event wins)."""
         with contextlib.suppress(Exception):
-            await publish_retrying(
+            await local_run.publish_retrying(
                 self._publisher,
                 events.Event(
                     eval_id=run.eval_id,

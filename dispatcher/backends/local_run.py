@@ -26,14 +26,19 @@ from collections.abc import Mapping
 import redis.exceptions
 
 from dispatcher import quantities
-from dispatcher.backends import base, local_limits, local_process, local_verdict
+from dispatcher.backends import (
+    base,
+    local_limits,
+    local_process,
+    local_sidecar,
+    local_verdict,
+)
 from dispatcher.backends.local_config import LocalConfig
 from sidecar import builders, events, streams
 from wrapper import state
 
 log = logging.getLogger(__name__)
 
-READY_POLL_SECONDS = (0.002, 0.005, 0.01, 0.02)
 PUBLISH_RETRY_SECONDS = 60.0
 # Environment a local evaluation starts from, before the submission's own.
 _BASE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
@@ -77,9 +82,15 @@ class LocalRun:
     async def run(self) -> None:
         work_dir = await asyncio.to_thread(self._make_work_dir)
         self._state_dir = work_dir / "state"
-        sidecar = await self._start_sidecar(work_dir)
+        sidecar = await local_sidecar.Sidecar.start(
+            self.eval_id,
+            work_dir,
+            redis_url=self._ctx.redis_url,
+            extra_env=self._ctx.sidecar_env,
+            config=self._ctx.config,
+        )
         try:
-            not_ready = await self._wait_sidecar_ready(sidecar, self._state_dir)
+            not_ready = await sidecar.wait_ready(self._state_dir, give_up=self._cancelled)
             if self._cancelled.is_set():
                 verdict = self._verdict_without_run(cancelled=True, reason=self._cancel_reason)
             elif not_ready:
@@ -94,11 +105,12 @@ class LocalRun:
                     ),
                     token="scheduled",
                 )
-                verdict = await self._run_wrapper(work_dir)
+                verdict = await self._run_wrapper(work_dir, sidecar)
             await self.publish(verdict, token="verdict")
             self.ended = True
         finally:
-            await self._stop_sidecar(sidecar)
+            # Without a wrapper run there is no exit record, and the sidecar waits for one.
+            await sidecar.stop(exits_by_itself=self._wrapper is not None)
             if self._escalation is not None:
                 self._escalation.cancel()
             if not self._ctx.config.keep_work_dirs:
@@ -127,49 +139,9 @@ class LocalRun:
         (work_dir / "tmp").mkdir()
         return work_dir
 
-    async def _start_sidecar(self, work_dir: pathlib.Path) -> asyncio.subprocess.Process:
-        env = {
-            **os.environ,
-            **self._ctx.sidecar_env,
-            "CRUCIBLE_SIDECAR_EVAL_ID": self.eval_id,
-            "CRUCIBLE_SIDECAR_REDIS_URL": self._ctx.redis_url,
-            "CRUCIBLE_SIDECAR_STATE_DIR": str(work_dir / "state"),
-            "CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL": "true",
-        }
-        log_fd = os.open(work_dir / "sidecar.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sidecar",
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                preexec_fn=local_process.die_with_parent(signal.SIGTERM),
-            )
-        finally:
-            os.close(log_fd)
-
-    async def _wait_sidecar_ready(
-        self, sidecar: asyncio.subprocess.Process, state_dir: pathlib.Path
-    ) -> str | None:
-        """None once the sidecar watches the state dir (or the run was cancelled meanwhile);
-        otherwise why it never will."""
-        ready = state_dir / state.SIDECAR_READY_FILE
-        try:
-            async with asyncio.timeout(self._ctx.config.sidecar_ready_timeout_seconds):
-                for attempt in range(sys.maxsize):
-                    if ready.exists() or self._cancelled.is_set():
-                        return None
-                    if sidecar.returncode is not None:
-                        return f"SidecarExited: status {sidecar.returncode} before it was ready"
-                    await asyncio.sleep(READY_POLL_SECONDS[min(attempt, 3)])
-        except TimeoutError:
-            pass
-        return "SidecarNotReady: no sidecar.ready within the timeout"
-
-    async def _run_wrapper(self, work_dir: pathlib.Path) -> events.Event:
+    async def _run_wrapper(
+        self, work_dir: pathlib.Path, sidecar: local_sidecar.Sidecar
+    ) -> events.Event:
         sub, config = self.submission, self._ctx.config
         limits = self._limits()
         started = time.monotonic()
@@ -211,6 +183,9 @@ class LocalRun:
             deadline_hit=deadline_hit,
             memory_limited=limits.memory_bytes is not None,
         )
+        # The sidecar reports the end first (the latency clients wait on); the confirmation
+        # follows once it is done, instead of competing with it for the CPU.
+        await sidecar.wait_exit()
         captured = await asyncio.to_thread(_capture, work_dir / "state")
         return local_verdict.verdict(self.eval_id, observed, captured)
 
@@ -243,22 +218,6 @@ class LocalRun:
         pid = record.get("pid") if record else None
         if isinstance(pid, int) and pid > 1:
             local_process.signal_group(pid, sig)
-
-    async def _stop_sidecar(self, sidecar: asyncio.subprocess.Process) -> None:
-        """The sidecar exits by itself after the terminal event; SIGTERM (drain) and then
-        SIGKILL if it does not."""
-        timeout = self._ctx.config.sidecar_exit_timeout_seconds
-        for sig in (None, signal.SIGTERM, signal.SIGKILL):
-            if sidecar.returncode is not None:
-                return
-            if sig is not None:
-                sidecar.send_signal(sig)
-            try:
-                async with asyncio.timeout(timeout):
-                    await sidecar.wait()
-                return
-            except TimeoutError:
-                log.warning("sidecar of %s still running, sending %s", self.eval_id, sig)
 
     def _verdict_without_run(self, *, cancelled: bool, reason: str) -> events.Event:
         if cancelled:

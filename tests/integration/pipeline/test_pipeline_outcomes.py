@@ -1,10 +1,14 @@
 """Every way an evaluation can end, through the HTTP API, with real processes."""
 
+import contextlib
+import os
+import pathlib
+import signal
 import sys
 
 import pytest
 
-from tests.integration.pipeline.conftest import Dispatcher
+from tests.integration.pipeline.conftest import Dispatcher, DispatcherFactory
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +97,39 @@ async def test_the_evaluation_sees_only_its_own_environment(dispatcher: Dispatch
     assert eval(names) == ["GREETING", "HOME", "LANG", "PATH", "PYTHONUNBUFFERED", "TMPDIR"]
     assert python.endswith("/bin/python")
     assert python != sys.executable  # a link on the evaluation's own PATH
+
+
+async def test_a_sidecar_that_never_gets_ready_ends_the_evaluation_as_error(
+    make_dispatcher: DispatcherFactory, redis_url: str
+) -> None:
+    dispatcher = await make_dispatcher(redis_url, sidecar_ready_timeout_seconds=0.001)
+    created = await dispatcher.submit(code="print('never runs')")
+    record = await dispatcher.wait_ended(created["eval_id"])
+    assert (record["status"], record["started_at"]) == ("error", None)
+    assert record["reason"].startswith("SidecarNotReady")
+
+
+async def test_without_its_sidecar_an_evaluation_still_ends_right(
+    make_dispatcher: DispatcherFactory, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    """The sidecar dies mid-run: the backend's verdict, from the real exit status, ends it."""
+    dispatcher = await make_dispatcher(redis_url, work_root=str(tmp_path))
+    code = "import os, time\nwhile not os.path.exists('go'):\n    time.sleep(0.01)\nprint('done')"
+    created = await dispatcher.submit(code=code, eval_id="no-sidecar")
+    await dispatcher.wait_for("no-sidecar", lambda r: r["status"] == "running")
+
+    os.kill(sidecar_pid("no-sidecar"), signal.SIGKILL)
+    (work_dir,) = (tmp_path / "runs").glob("no-sidecar-*")
+    (work_dir / "go").touch()
+
+    record = await dispatcher.wait_ended(created["eval_id"])
+    assert (record["status"], record["exit_code"], record["output"]) == ("completed", 0, "done\n")
+
+
+def sidecar_pid(eval_id: str) -> int:
+    marker = f"CRUCIBLE_SIDECAR_EVAL_ID={eval_id}\0".encode()
+    for environ in pathlib.Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if marker in environ.read_bytes():
+                return int(environ.parent.name)
+    raise AssertionError(f"no sidecar process for {eval_id}")
