@@ -1,9 +1,10 @@
 """Latency from an evaluation's end to the clients that wait for it, through the local backend.
 
-    python bench/latency.py [--count 200] [--concurrency 4]
+    python bench/latency.py [--count 200] [--concurrency 1 4]
 
-Runs ``crucible serve`` (local backend, embedded Redis) as its own process, as a user would,
-and submits ``--count`` evaluations, ``--concurrency`` at a time. Each evaluation's last act
+For each ``--concurrency`` level, runs ``crucible serve`` (local backend, that many worker
+slots) as its own process, as a user would, against an embedded Redis the benchmark starts, and
+submits ``--count`` evaluations, as many at a time as there are slots. Each evaluation's last act
 is to print ``time.time()``; that printed time is the start of the clock. It is used rather than
 ``exit.json``'s ``finished_at`` because it is the earliest point of the end (before the
 process exit, the wrapper's reaping and its exit record) and because it travels inside the
@@ -121,9 +122,8 @@ async def sse_terminal(
 
 
 async def one_evaluation(
-    session: aiohttp.ClientSession, base: str, subscriber: Subscriber, i: int
+    session: aiohttp.ClientSession, base: str, subscriber: Subscriber, eval_id: str
 ) -> dict[str, float]:
-    eval_id = f"bench-{os.getpid()}-{i}"
     heard = subscriber.expect(eval_id)
     submitted = time.time()
     async with session.post(
@@ -181,94 +181,119 @@ async def wait_ready(
 
 
 async def run(
-    args: argparse.Namespace, base: str, redis_url: str, server: subprocess.Popen[bytes]
+    count: int, concurrency: int, base: str, redis_url: str, server: subprocess.Popen[bytes]
 ) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(redis_url)
     subscriber = Subscriber(client)
     await subscriber.start()
     results: list[dict[str, float]] = []
-    slots = asyncio.Semaphore(args.concurrency)
+    slots = asyncio.Semaphore(concurrency)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
             await wait_ready(session, base, server)
-            await one_evaluation(session, base, subscriber, -1)  # warm-up, not counted
+            prefix = f"bench-{os.getpid()}-c{concurrency}"
+            await one_evaluation(session, base, subscriber, f"{prefix}-warm-up")  # not counted
+            load_before = os.getloadavg()[0]
 
             async def bounded(i: int) -> None:
                 async with slots:
-                    results.append(await one_evaluation(session, base, subscriber, i))
+                    eval_id = f"{prefix}-{i}"
+                    results.append(await one_evaluation(session, base, subscriber, eval_id))
 
             started = time.monotonic()
-            await asyncio.gather(*(bounded(i) for i in range(args.count)))
+            await asyncio.gather(*(bounded(i) for i in range(count)))
             elapsed = time.monotonic() - started
-        floor_latencies = await floor(client, subscriber, args.floor_count)
     finally:
         await subscriber.stop()
         await client.aclose()
     return {
+        "concurrency": concurrency,
+        "load_average_1m_before": load_before,
         "sse_terminal": percentiles([r["sse"] for r in results]),
         "pubsub_completed": percentiles([r["pubsub"] for r in results]),
-        "floor_subprocess_then_publish": percentiles(floor_latencies),
-        "submit_to_terminal": percentiles([r["submit_to_end"] for r in results]),
         "breakdown_child_exit_to_event_built": percentiles([r["to_event_built"] for r in results]),
         "breakdown_child_exit_to_xadd_ms_clock": percentiles([r["to_xadd"] for r in results]),
-        "evaluations_per_second": round(args.count / elapsed, 2),
+        "submit_to_terminal": percentiles([r["submit_to_end"] for r in results]),
+        "evaluations_per_second": round(count / elapsed, 2),
     }
+
+
+async def measure_floor(redis_url: str, count: int) -> dict[str, float]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    subscriber = Subscriber(client)
+    await subscriber.start()
+    try:
+        return percentiles(await floor(client, subscriber, count))
+    finally:
+        await subscriber.stop()
+        await client.aclose()
+
+
+def run_level(args: argparse.Namespace, concurrency: int, redis_url: str) -> dict[str, Any]:
+    """One ``crucible serve`` with this many worker slots, and ``--count`` evaluations."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_PORT": str(port),
+        "CRUCIBLE_LOCAL__CONCURRENCY": str(concurrency),
+        "CRUCIBLE_LOCAL__QUEUE_SIZE": str(args.count + 10),
+        "CRUCIBLE_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        return asyncio.run(run(args.count, concurrency, base, redis_url, server))
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def show(name: str, f: dict[str, float]) -> None:
+    print(
+        f"  {name:40} n={f['n']:4}  p50 {f['p50_ms']:8.2f} ms  p90 {f['p90_ms']:8.2f} ms  "
+        f"p99 {f['p99_ms']:8.2f} ms  max {f['max_ms']:8.2f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--count", type=int, default=200, help="evaluations per level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--floor-count", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    port = free_port()
     # The benchmark owns the Redis, so that its subscriber can be in place before the server.
     with (
         tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp,
         EmbeddedRedis(Path(tmp) / "redis") as redis_server,
     ):
-        env = {
-            **os.environ,
-            "CRUCIBLE_REDIS_URL": redis_server.url,
-            "CRUCIBLE_PORT": str(port),
-            "CRUCIBLE_LOCAL__CONCURRENCY": str(args.concurrency),
-            "CRUCIBLE_LOCAL__QUEUE_SIZE": str(args.count + 10),
-            "CRUCIBLE_LOG_LEVEL": "WARNING",
-        }
-        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
-        try:
-            figures = asyncio.run(run(args, f"http://127.0.0.1:{port}", redis_server.url, server))
-        finally:
-            server.terminate()
-            server.wait(30)
+        levels = [run_level(args, c, redis_server.url) for c in args.concurrency]
+        floor_figures = asyncio.run(measure_floor(redis_server.url, args.floor_count))
     report = {
         "benchmark": "latency",
         "clock_start": "time.time() printed by the evaluation as its last act",
-        "count": args.count,
-        "concurrency": args.concurrency,
+        "target": "p99 < 20 ms from the child's exit to the terminal event at a client",
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_after": os.getloadavg(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        **figures,
+        "levels": levels,
+        "floor_subprocess_then_publish": floor_figures,
     }
-    for name in (
-        "sse_terminal",
-        "pubsub_completed",
-        "floor_subprocess_then_publish",
-        "submit_to_terminal",
-    ):
-        f = figures[name]
+    for level in levels:
         print(
-            f"{name:32} n={f['n']:4}  p50 {f['p50_ms']:8.2f} ms  p90 {f['p90_ms']:8.2f} ms  "
-            f"p99 {f['p99_ms']:8.2f} ms  max {f['max_ms']:8.2f} ms"
+            f"concurrency {level['concurrency']} (load {level['load_average_1m_before']:.1f}): "
+            f"{level['evaluations_per_second']} evaluations/s"
         )
-    rate = figures["evaluations_per_second"]
-    print(f"throughput: {rate} evaluations/s at concurrency {args.concurrency}")
+        for name, figures in level.items():
+            if isinstance(figures, dict):
+                show(name, figures)
+    print("floor")
+    show("subprocess_then_publish", floor_figures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.out}")

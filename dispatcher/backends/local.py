@@ -3,6 +3,10 @@
 Submissions wait in a bounded queue for one of ``LocalConfig.concurrency`` worker slots; each
 worker runs one ``LocalRun`` at a time. The backend publishes what a Kubernetes backend and its
 reconciler would: ``scheduled``, the verified verdict, ``cancelled``, ``error``.
+
+It is no sandbox: user code runs as the dispatcher's own user, limited only by rlimits
+(``local_limits``), with its own environment and working directory. Use it for code you would
+run yourself (laptops, demos, CI); untrusted code belongs in the Kubernetes backend.
 """
 
 import asyncio

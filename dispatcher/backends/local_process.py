@@ -40,7 +40,10 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Send ``sig`` to a process group; False if the group no longer exists."""
+    """Send ``sig`` to a process group; False if the group no longer exists. Never to our own
+    group: a group id may come from a state file that user code can write."""
+    if pgid <= 1 or pgid == os.getpgrp():
+        return False
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

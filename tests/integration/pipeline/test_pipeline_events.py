@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.pipeline.conftest import TERMINAL, DispatcherFactory, sse_events
+from tests.integration.pipeline.harness import TERMINAL, DispatcherFactory, sse_events
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.integration.pipeline.conftest import Dispatcher, DispatcherFactory, LegacySubscriber
+from tests.integration.pipeline.harness import Dispatcher, DispatcherFactory, LegacySubscriber
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.integration.pipeline.conftest import Dispatcher, DispatcherFactory
+from tests.integration.pipeline.harness import Dispatcher, DispatcherFactory
 
 pytestmark = pytest.mark.integration
 

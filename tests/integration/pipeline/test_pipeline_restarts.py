@@ -13,7 +13,7 @@ import redis.asyncio
 from dispatcher.records import Status
 from dispatcher.store import Store
 from tests import redisproc
-from tests.integration.pipeline.conftest import TERMINAL, DispatcherFactory, eventually
+from tests.integration.pipeline.harness import TERMINAL, DispatcherFactory, eventually
 
 pytestmark = pytest.mark.integration
 
