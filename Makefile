@@ -43,6 +43,8 @@ lint: venv
 chart-check: venv
 	tests/cluster/build-tools.sh helm ct actionlint
 	PATH=$(VENV)/bin:$$PATH tests/chart/check.sh
+	. tests/cluster/versions.sh && "$$CRUCIBLE_BIN/actionlint-$$ACTIONLINT_VERSION" \
+	  -shellcheck= -pyflakes= .github/workflows/*.yaml
 
 unit: venv
 	$(PY) -m pytest tests/unit

@@ -19,20 +19,18 @@ import secrets
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import pydantic
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import metrics
+from dispatcher import metrics, stream_reads
 from dispatcher.settings import ConsumerConfig
 from dispatcher.store import Store
 from sidecar import events, streams
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[bytes, dict[bytes, bytes]]
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 # Consumers with nothing pending and idle this many claim periods are deleted from the group.
 _FORGET_AFTER_CLAIM_PERIODS = 20
@@ -112,7 +110,7 @@ class Consumer:
                 {streams.GLOBAL_STREAM: start},
                 count=self._config.batch_size,
             )
-            entries = _entries(reply)
+            entries = stream_reads.entries(reply)
             if not entries:
                 return
             await self._handle(entries)
@@ -158,12 +156,12 @@ class Consumer:
                 count=self._config.batch_size,
                 block=int(self._config.block_seconds * 1000),
             )
-            await self._handle(_entries(reply))
+            await self._handle(stream_reads.entries(reply))
             if time.monotonic() >= next_claim:
                 await self._claim_stale()
                 next_claim = time.monotonic() + self._config.claim_interval_seconds
 
-    async def _handle(self, entries: Sequence[Entry]) -> None:
+    async def _handle(self, entries: Sequence[stream_reads.Entry]) -> None:
         if not entries:
             return
         parsed: list[events.Event] = []
@@ -179,12 +177,3 @@ class Consumer:
         )
         self._applied.inc(changed, result="applied")
         self._applied.inc(len(parsed) - changed, result="ignored")
-
-
-def _entries(reply: Any) -> list[Entry]:
-    """XREADGROUP's reply for the one stream read (RESP2 list or RESP3 mapping)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return list(next(iter(reply.values()))[0])
-    return list(reply[0][1])

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic_core import PydanticCustomError
@@ -36,27 +36,6 @@ def _settings(info: pydantic.ValidationInfo) -> DispatcherSettings:
     return context
 
 
-class ResourcesRequest(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-    cpu: str | int | float | None = pydantic.Field(
-        default=None, description="CPU limit, a Kubernetes quantity: '500m', '0.5', '2'."
-    )
-    memory: str | int | None = pydantic.Field(
-        default=None, description="Memory limit, a Kubernetes quantity: '512Mi', '1G'."
-    )
-
-    @pydantic.field_validator("cpu", mode="before")
-    @classmethod
-    def _cpu(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        return _bounded(value, quantities.cpu_millis, _settings(info).limits.cpu_max)
-
-    @pydantic.field_validator("memory", mode="before")
-    @classmethod
-    def _memory(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        return _bounded(value, quantities.memory_bytes, _settings(info).limits.memory_max)
-
-
 def _bounded(value: object, parse: Callable[[object], int], maximum: str) -> object:
     if value is None:
         return None
@@ -67,6 +46,30 @@ def _bounded(value: object, parse: Callable[[object], int], maximum: str) -> obj
     if amount > parse(maximum):
         raise _fail(f"must be at most {maximum}")
     return value
+
+
+def _cpu_within(value: object, info: pydantic.ValidationInfo) -> object:
+    return _bounded(value, quantities.cpu_millis, _settings(info).limits.cpu_max)
+
+
+def _memory_within(value: object, info: pydantic.ValidationInfo) -> object:
+    return _bounded(value, quantities.memory_bytes, _settings(info).limits.memory_max)
+
+
+# Limits as Kubernetes quantities, checked against the configured maximums (both endpoints).
+_CpuQuantity = Annotated[str | int | float | None, pydantic.BeforeValidator(_cpu_within)]
+_MemoryQuantity = Annotated[str | int | None, pydantic.BeforeValidator(_memory_within)]
+
+
+class ResourcesRequest(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    cpu: _CpuQuantity = pydantic.Field(
+        default=None, description="CPU limit, a Kubernetes quantity: '500m', '0.5', '2'."
+    )
+    memory: _MemoryQuantity = pydantic.Field(
+        default=None, description="Memory limit, a Kubernetes quantity: '512Mi', '1G'."
+    )
 
 
 def _timeout_within(value: float | None, info: pydantic.ValidationInfo) -> float | None:
@@ -180,10 +183,10 @@ class ExecuteRequest(_Submit):
     timeout: float | None = pydantic.Field(
         default=None, gt=0, strict=True, description="Wall-clock limit in seconds."
     )
-    memory_limit: str | int | None = pydantic.Field(
+    memory_limit: _MemoryQuantity = pydantic.Field(
         default=None, description="Memory limit, a Kubernetes quantity."
     )
-    cpu_limit: str | int | float | None = pydantic.Field(
+    cpu_limit: _CpuQuantity = pydantic.Field(
         default=None, description="CPU limit, a Kubernetes quantity."
     )
 
@@ -191,16 +194,6 @@ class ExecuteRequest(_Submit):
     @classmethod
     def _timeout(cls, value: float | None, info: pydantic.ValidationInfo) -> float | None:
         return _timeout_within(value, info)
-
-    @pydantic.field_validator("memory_limit", mode="before")
-    @classmethod
-    def _memory(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        return _bounded(value, quantities.memory_bytes, _settings(info).limits.memory_max)
-
-    @pydantic.field_validator("cpu_limit", mode="before")
-    @classmethod
-    def _cpu(cls, value: object, info: pydantic.ValidationInfo) -> object:
-        return _bounded(value, quantities.cpu_millis, _settings(info).limits.cpu_max)
 
 
 class Spec(pydantic.BaseModel):

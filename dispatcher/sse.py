@@ -12,12 +12,11 @@ import asyncio
 import json
 import re
 from contextlib import suppress
-from typing import Any
 
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import errors
+from dispatcher import errors, stream_reads
 from dispatcher.store import Store
 from sidecar import events, streams
 
@@ -29,8 +28,6 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
 }
-
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def resume_id(request: web.Request) -> str | None:
@@ -45,7 +42,7 @@ def resume_id(request: web.Request) -> str | None:
     return value
 
 
-def message(entry: Entry) -> tuple[bytes, bool]:
+def message(entry: stream_reads.Entry) -> tuple[bytes, bool]:
     """One SSE message for a stream entry, and whether its event is terminal."""
     entry_id, fields = entry
     data = fields.get(streams.EVENT_FIELD.encode(), b"{}")
@@ -108,7 +105,7 @@ class EventStream:
                     with suppress(asyncio.CancelledError):
                         await read
                     return
-                entries = _entries(read.result())
+                entries = stream_reads.entries(read.result())
                 if not entries:
                     if not await self._still_open(eval_id):
                         # Whatever reached the stream before the record ended, then stop.
@@ -134,15 +131,7 @@ class EventStream:
         record = await self._store.get(eval_id)
         return record is not None and not record.status.terminal
 
-    async def _send(self, response: web.StreamResponse, entry: Entry) -> bool:
+    async def _send(self, response: web.StreamResponse, entry: stream_reads.Entry) -> bool:
         text, terminal = message(entry)
         await response.write(text)
         return terminal
-
-
-def _entries(reply: Any) -> list[Entry]:
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return list(next(iter(reply.values()))[0])
-    return list(reply[0][1])

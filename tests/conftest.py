@@ -1,7 +1,8 @@
-"""Fixtures every tier shares: a real Redis server for the session, a clean database per test."""
+"""Fixtures every tier shares: a real Redis server for the session, a clean database (and a
+client of it) per test."""
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio
@@ -23,6 +24,14 @@ async def redis_url(redis_server: redisproc.RedisProcess) -> str:
     await client.flushall()
     await client.aclose()
     return redis_server.url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A client of the per-test (flushed) database, closed at the end of the test."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

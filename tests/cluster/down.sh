@@ -64,20 +64,18 @@ done
 if ip link show cni0 >/dev/null 2>&1; then
   ip link delete cni0 && log "cni0 deleted"
 fi
-# veth ends of deleted pods go with their netns; kube-proxy's and portmap/bridge CNI's chains stay.
-for table in filter nat mangle; do
-  rules=$(iptables-save -t "$table" 2>/dev/null) || continue
-  chains=$(printf '%s\n' "$rules" | awk -F'[: ]' '/^:(KUBE-|CNI-)/ {print $2}')
-  [ -n "$chains" ] || continue
-  # Jumps into our chains from built-in chains first, then flush and delete ours.
-  printf '%s\n' "$rules" | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-)' |
-    sed 's/^-A/-D/' | while read -r rule; do
-      # shellcheck disable=SC2086
-      iptables -t "$table" $rule 2>/dev/null
-    done
-  for c in $chains; do iptables -t "$table" -F "$c" 2>/dev/null; done
-  for c in $chains; do iptables -t "$table" -X "$c" 2>/dev/null; done
-  log "iptables $table: removed $(echo "$chains" | wc -w) chains"
+# kube-proxy's, kubelet's and the CNI plugins' chains, in IPv4 and IPv6: each table is restored
+# without our chains, the rules in them and the jumps into them; other rules stay as they were.
+ours='^:(KUBE-|CNI-)|^-A (KUBE-|CNI-)|-j (KUBE-|CNI-)'
+for family in iptables ip6tables; do
+  command -v "$family-save" >/dev/null || continue
+  for table in filter nat mangle raw; do
+    rules=$("$family-save" -t "$table" 2>/dev/null) || continue
+    count=$(printf '%s\n' "$rules" | grep -cE "$ours")
+    [ "$count" -gt 0 ] || continue
+    printf '%s\n' "$rules" | grep -vE "$ours" | "$family-restore" -T "$table" &&
+      log "$family $table: removed $count rules and chains"
+  done
 done
 
 # cgroups kubelet created (and containerd's k8s.io parent), deepest first; only empty ones go.
@@ -90,6 +88,14 @@ done
 [ -d /sys/fs/cgroup/systemd/kubepods ] || [ -d /sys/fs/cgroup/memory/kubepods ] &&
   log "some kubepods cgroups are still in use"
 
+if [ -e "$CLUSTER_DIR/host.before" ]; then
+  before_forward=$(sed -n 's/^ip_forward=//p' "$CLUSTER_DIR/host.before")
+  before_propagation=$(sed -n 's/^root_propagation=//p' "$CLUSTER_DIR/host.before")
+  sysctl -qw "net.ipv4.ip_forward=$before_forward"
+  [ "$before_propagation" = private ] && mount --make-rprivate /
+  rm -f "$CLUSTER_DIR/host.before"
+  log "restored ip_forward=$before_forward, / propagation $before_propagation"
+fi
 rm -rf "$CNI_DATA_DIR" "$CONTAINERD_STATE"
 if [ "${1:-}" = --purge ]; then
   rm -rf "$CLUSTER_DIR"

@@ -97,6 +97,9 @@ need_binaries() {
 host_setup() {
   mkdir -p "$PKI" "$LOGS" "$PIDS" "$ETC" "$CNI_CONF_DIR" "$CNI_DATA_DIR" "$KUBELET_ROOT" \
     "$CONTAINERD_ROOT" "$CONTAINERD_STATE" "$CLUSTER_DIR/etcd"
+  # down.sh puts back what the machine had before the first up.
+  [ -e "$CLUSTER_DIR/host.before" ] || printf 'ip_forward=%s\nroot_propagation=%s\n' \
+    "$(sysctl -n net.ipv4.ip_forward)" "$(findmnt -no PROPAGATION /)" >"$CLUSTER_DIR/host.before"
   sysctl -qw net.ipv4.ip_forward=1
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
   # Volume mount propagation (HostToContainer) needs a shared root, as kind sets it.
@@ -220,11 +223,24 @@ imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 110
 EOF
+  local since
+  since=$(date -u +%s)
   start kubelet "$KUBE_BIN/kubelet" --config="$ETC/kubelet.yaml" \
     --kubeconfig="$PKI/kubelet.kubeconfig" --hostname-override="$NODE_NAME" \
     --node-ip="$NODE_IP" --root-dir="$KUBELET_ROOT" --v=1
-  wait_for 120 kubelet kubectl --kubeconfig "$ADMIN_KUBECONFIG" wait --timeout=2s \
-    --for=condition=Ready "node/$NODE_NAME"
+  # After a restart the Node object still says Ready from last time: only a heartbeat from
+  # this kubelet counts (or any, when it was already running).
+  running kubelet kubelet && [ "$(cat "$PIDS/kubelet.pid")" != "$!" ] && since=0
+  wait_for 120 kubelet node_ready "$since"
+}
+
+# node_ready SINCE: the node's Ready condition is True and was reported after SINCE (epoch s).
+node_ready() {
+  local ready beat
+  ready=$(kubectl --kubeconfig "$ADMIN_KUBECONFIG" get node "$NODE_NAME" -o \
+    jsonpath='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}')
+  beat=${ready#* }
+  [ "${ready%% *}" = True ] && [ "$(date -u -d "$beat" +%s)" -ge "$1" ]
 }
 
 start_proxy_and_dns() {

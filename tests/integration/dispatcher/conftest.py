@@ -3,7 +3,7 @@ tests that only look at the API's side, a fake at the backend boundary."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -62,13 +62,6 @@ class FakeBackend:
 
 def queue_full() -> errors.QueueFullError:
     return errors.QueueFullError("full", retry_after_seconds=7)
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import redis
 import redis.asyncio
 from aiohttp import test_utils
@@ -103,6 +104,20 @@ async def eventually(condition: Callable[[], Awaitable[bool] | bool], within: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)
+
+
+async def wait_until_ready(http: aiohttp.ClientSession) -> None:
+    """Wait until the dispatcher ``http`` talks to (a ``crucible serve`` process) is up and
+    answers ``/readyz`` with 200."""
+
+    async def answers() -> bool:
+        try:
+            async with http.get("/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientConnectionError:
+            return False
+
+    await eventually(answers)
 
 
 async def sse_events(

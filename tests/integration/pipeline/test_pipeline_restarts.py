@@ -13,7 +13,12 @@ import redis.asyncio
 from dispatcher.records import Status
 from dispatcher.store import Store
 from tests import redisproc
-from tests.integration.pipeline.harness import TERMINAL, DispatcherFactory, eventually
+from tests.integration.pipeline.harness import (
+    TERMINAL,
+    DispatcherFactory,
+    eventually,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -116,15 +121,7 @@ async def test_a_dispatcher_that_dies_takes_its_evaluations_along(
     server = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatcher", env=env)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-
-            async def answers() -> bool:
-                try:
-                    async with http.get("/readyz") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(answers)
+            await wait_until_ready(http)
             body = {"code": WAIT_CODE, "eval_id": "orphan"}
             async with http.post("/v1/evaluations", json=body) as response:
                 assert response.status == 201

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests import redisproc
-from tests.integration.pipeline.harness import eventually
+from tests.integration.pipeline.harness import eventually, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +24,7 @@ async def test_serve_without_a_redis_url_runs_evaluations_on_its_embedded_redis(
     server = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatcher", env=env)
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-
-            async def answers() -> bool:
-                try:
-                    async with http.get("/readyz") as response:
-                        return response.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await eventually(answers)
+            await wait_until_ready(http)
             async with http.post("/v1/evaluations", json={"code": "print(6 * 7)"}) as response:
                 assert response.status == 201
                 eval_id = (await response.json())["eval_id"]

@@ -48,13 +48,6 @@ async def fake_api() -> AsyncIterator[FakeKubeAPI]:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def make_backend(
     fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis, tmp_path: pathlib.Path
 ) -> AsyncIterator[Make]:
