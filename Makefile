@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 PYTHON ?= python3
 
 .PHONY: run test venv lint chart-check unit integration e2e tools cluster-up cluster-down \
-	images bench clean-venv wrapper-oldest
+	images bench clean-venv wrapper-oldest chart-test
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ cluster-up: tools images
 
 cluster-down:
 	tests/cluster/down.sh
+
+## chart-test: ct lint + ct install of every ci/*-values.yaml scenario (needs the cluster)
+chart-test: tools
+	tests/cluster/chart-test.sh all
 
 bench: venv
 	for b in bench/*.py; do $(PY) $$b; done

@@ -252,7 +252,7 @@ def main() -> int:
     print(f"throughput per minute: {result['throughput_per_minute']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out.relative_to(REPO)}")
+    print(f"wrote {args.out}")
     return 0
 
 

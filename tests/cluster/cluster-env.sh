@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the sourcing scripts
 # Paths and addresses of the single-node test cluster; sourced by up.sh, down.sh and images.sh.
 # Everything the cluster writes lives under CLUSTER_DIR, so down.sh knows exactly what to remove,
 # and containerd gets its own socket, so a containerd/Docker already on the machine is untouched.

@@ -42,9 +42,9 @@ mkoci() { "$PY" "$here/mkoci.py" "$@"; }
 # Lower the debootstrap output to what a container needs; the apt state goes too.
 trim_rootfs() {
   local r=$1
-  rm -rf "$r"/var/cache/apt/* "$r"/var/lib/apt/lists/* "$r"/usr/share/doc/* \
-    "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/locale/* "$r"/var/log/* \
-    "$r"/dev/* "$r"/run/* "$r"/tmp/* "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/*-old
+  rm -rf "${r:?}"/var/cache/apt/* "${r:?}"/var/lib/apt/lists/* "${r:?}"/usr/share/doc/* \
+    "${r:?}"/usr/share/man/* "${r:?}"/usr/share/info/* "${r:?}"/usr/share/locale/* "${r:?}"/var/log/* \
+    "${r:?}"/dev/* "${r:?}"/run/* "${r:?}"/tmp/* "${r:?}"/var/cache/debconf/*-old "${r:?}"/var/lib/dpkg/*-old
   chmod 1777 "$r/tmp"
   # minbase leaves the host's name and resolver in the tree; the kubelet provides both.
   : >"$r/etc/hostname"
@@ -114,7 +114,7 @@ valkey_layer() {
 
 pause_layer() {
   local key out work
-  key=$(cat "$here/pause.c" | key_of)
+  key=$(key_of <"$here/pause.c")
   out=$IMAGES/layer-pause-$key.tar
   if [ ! -e "$out" ]; then
     work=$(mktemp -d "$IMAGES/work-pause.XXXXXX")
@@ -154,7 +154,7 @@ platform_layer() {
     # Debian's own python3 resolves the dependencies: environment markers must see the image's
     # interpreter (3.11.2 needs async-timeout for redis-py, the pyenv 3.11.7 does not).
     /usr/bin/python3 -m pip install --quiet --no-cache-dir --break-system-packages \
-      --target "$site" "$wheel[dispatcher,sidecar]" >>"$work/pip.log" 2>&1 ||
+      --target "$site" "${wheel}[dispatcher,sidecar]" >>"$work/pip.log" 2>&1 ||
       { cat "$work/pip.log" >&2; exit 1; }
     # Console scripts carry the build host's interpreter; point them at the image's.
     mkdir -p "$work/root/usr/local/bin"
@@ -162,7 +162,7 @@ platform_layer() {
       { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$work/root/usr/local/bin/${script##*/}"
       chmod 755 "$work/root/usr/local/bin/${script##*/}"
     done
-    rm -rf "$site/bin"
+    rm -rf "${site:?}/bin"
     mkdir -p "$work/root/opt/crucible"
     (cd "$repo" && "$PY" -m wrapper.pack "$work/root/opt/crucible/crucible-wrapper") >/dev/null
     chmod 755 "$work/root/opt/crucible/crucible-wrapper"

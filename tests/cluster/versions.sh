@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the sourcing scripts
 # Pinned versions and cache locations of every tool built from the Go module proxy.
 # Sourced by the cluster and chart scripts; a version bump here rebuilds only that tool.
 KUBE_VERSION=${KUBE_VERSION:-1.34.4}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,9 +54,10 @@ class Release:
     redis: redis.Redis
 
     def jobs(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = kube.kubectl_json(
-            "get", "jobs", "-n", self.namespace, "-l", "app.kubernetes.io/managed-by=crucible"
-        )["items"]
+        """Every Job in the release's namespace (the namespace is the suite's own)."""
+        items: list[dict[str, Any]] = kube.kubectl_json("get", "jobs", "-n", self.namespace)[
+            "items"
+        ]
         return items
 
     def job(self, name: str) -> dict[str, Any]:
@@ -68,10 +71,10 @@ class Release:
         return pod
 
 
-@pytest.fixture(scope="session")
-def release(cluster_available: None) -> Iterator[Release]:
-    """The chart, installed with the local images into a namespace that enforces Pod Security
-    "restricted", reached through its Services; uninstalled and the namespace deleted after."""
+@contextmanager
+def installed(*values: Path) -> Iterator[Release]:
+    """The chart, installed with the local images into a fresh namespace that enforces Pod
+    Security "restricted", reached through its Services; uninstalled, namespace deleted after."""
     helm = kube.helm_binary()
     assert helm
     namespace = f"crucible-e2e-{secrets.token_hex(3)}"
@@ -81,10 +84,11 @@ def release(cluster_available: None) -> Iterator[Release]:
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/warn=restricted",
     )  # fmt: skip
+    values_args = [arg for path in values for arg in ("--values", str(path))]
     try:
         install = kube.run(
-            helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace,
-            "--values", str(VALUES), "--wait", "--timeout", f"{INSTALL_TIMEOUT}s",
+            helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace, *values_args,
+            "--wait", "--timeout", f"{INSTALL_TIMEOUT}s",
             timeout=INSTALL_TIMEOUT + 30, check=False,
         )  # fmt: skip
         if install.returncode != 0:
@@ -101,14 +105,20 @@ def release(cluster_available: None) -> Iterator[Release]:
                 decode_responses=True,
             )  # fmt: skip
             try:
-                yield Release(
-                    namespace, RELEASE, Dispatcher(f"http://{host}:{port}", token), client
-                )
+                api = Dispatcher(f"http://{host}:{port}", token)
+                yield Release(namespace, RELEASE, api, client)
             finally:
                 client.close()
     finally:
         kube.run(helm, "uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
         kube.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+
+
+@pytest.fixture(scope="session")
+def release(cluster_available: None) -> Iterator[Release]:
+    """The release most tests share: native sidecars (the chart's default)."""
+    with installed(VALUES) as installed_release:
+        yield installed_release
 
 
 @pytest.fixture

@@ -162,7 +162,10 @@ def test_no_jobs_leak(release: Release) -> None:
             break
         assert time.monotonic() < deadline, f"jobs still active: {active}"
         time.sleep(1)
-    for job in release.jobs():
+    jobs = release.jobs()
+    assert jobs, "completed evaluations keep their Jobs until the TTL; none were found"
+    for job in jobs:
+        assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "crucible"
         eval_id = job["metadata"]["annotations"].get("crucible.dev/eval-id")
         assert eval_id, job["metadata"]
         assert release.api.get(eval_id)["status"] in ("completed", "failed", "timeout")

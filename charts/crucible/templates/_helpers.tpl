@@ -257,5 +257,5 @@ sidecarPassword.
 {{- if or (not .dispatcherPassword) (not .sidecarPassword) }}{{ fail "crucible.redis.aclFile: both passwords are required" }}{{ end -}}
 user default off resetkeys resetchannels -@all
 user dispatcher on #{{ sha256sum .dispatcherPassword }} resetkeys ~crucible:* resetchannels &evaluation:* -@all +@all -@dangerous
-user sidecar on #{{ sha256sum .sidecarPassword }} resetkeys ~crucible:events ~crucible:events:* ~crucible:pub:* resetchannels &evaluation:* -@all +ping +select +client|setinfo +evalsha +eval +script|load +xadd +hget +hset +hsetnx +hincrby +expire +publish
+user sidecar on #{{ sha256sum .sidecarPassword }} resetkeys ~crucible:events ~crucible:events:* ~crucible:pub:* resetchannels &evaluation:* -@all +ping +select +evalsha +eval +script|load +xadd +hget +hset +hsetnx +hincrby +expire +publish
 {{ end }}
