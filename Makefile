@@ -5,7 +5,8 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/crucible
 VENV ?= $(CACHE)/venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+# The install is editable: key it on this checkout's path too, so another clone re-points it.
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-16)
 PYTHON ?= python3
 
 .PHONY: run test venv lint chart-check unit integration e2e tools cluster-up cluster-down \
