@@ -11,6 +11,8 @@ local RANK = {accepted = 0, scheduled = 1, pending = 2, running = 3}
 local TERMINAL = {completed = true, failed = true, timeout = true, cancelled = true, error = true}
 local VERDICT = {'exit_code', 'signal', 'duration_seconds', 'output', 'error', 'truncated',
                  'reason'}
+local FILLED = {'output', 'error', 'truncated', 'started_at', 'duration_seconds'}
+local EMPTY_WHEN_BLANK = {output = true, error = true}
 local key = KEYS[1]
 
 if redis.call('EXISTS', key) == 0 then return 0 end
@@ -32,6 +34,20 @@ local function shown(text)
   local value = cjson.decode(text)
   if type(value) == 'string' then return value end
   return text
+end
+
+-- Whether the record lacks a field (missing, or an empty text where that counts as missing).
+local function lacks(name)
+  local old = redis.call('HGET', key, name)
+  return not old or (EMPTY_WHEN_BLANK[name] ~= nil and old == '""')
+end
+
+local function decided(name)
+  if set[name] ~= nil then return true end
+  for _, gone in ipairs(del) do
+    if gone == name then return true end
+  end
+  return false
 end
 
 local function progress()
@@ -81,15 +97,34 @@ local function confirmation()
   if #notes > 0 then set.correction = cjson.encode(table.concat(notes, ', ')) end
 end
 
+-- A later terminal event fills in only what the ended record still lacks.
+local function fill_in()
+  for _, name in ipairs(FILLED) do
+    if ev[name] and not decided(name) and lacks(name) then set[name] = ev[name] end
+  end
+  local old_exit = redis.call('HGET', key, 'exit_code') or nil
+  if ev.signal and not decided('signal') and not redis.call('HGET', key, 'signal')
+      and ev.exit_code == old_exit then
+    set.signal = ev.signal
+  end
+end
+
 if etype == 'output' then
   -- output only advances last_seq
 elseif RANK[etype] ~= nil then
-  if not TERMINAL[status] then progress() end
+  if not TERMINAL[status] then
+    progress()
+  elseif etype == 'running' and ev.started_at and lacks('started_at') then
+    set.started_at = ev.started_at
+  end
 elseif TERMINAL[etype] then
   if not TERMINAL[status] then
     first_verdict()
-  elseif by_dispatcher_verified and redis.call('HGET', key, 'verified') ~= 'true' then
-    confirmation()
+  else
+    if by_dispatcher_verified and redis.call('HGET', key, 'verified') ~= 'true' then
+      confirmation()
+    end
+    fill_in()
   end
 end
 

@@ -9,13 +9,21 @@ The rules:
 - progress (accepted < scheduled < pending < running) never goes back, and never overwrites a
   terminal status; ``job_name``, ``scheduled_at`` and ``started_at`` are recorded even when the
   status does not move (the backend's ``scheduled`` can arrive after the sidecar's ``running``);
+  after an end, a ``running`` event only fills in a missing ``started_at`` (from its own
+  ``started_at``: the time such a late event was sent is no start time);
 - the first terminal event sets the status and the verdict fields (exit_code, signal,
   duration_seconds, output, error, truncated, reason) exactly as it gives them;
 - a later terminal event that is ``verified`` and from the dispatcher confirms it once: sets
   ``verified``; where exit_code or reason differ it corrects them and writes ``correction``;
   between ``completed`` and ``failed`` the status follows it (an OOM kill after the sidecar
   said ``completed``); any other status stays (``cancelled`` stays cancelled, and only gains
-  an exit code or signal it did not have).
+  an exit code or signal it did not have);
+- any later terminal event (the sidecar's, when the reconciler's verified verdict came first, as
+  it always does with a plain sidecar on Kubernetes) fills in what the record still lacks:
+  ``output``, ``error`` (missing or empty), ``truncated``, ``started_at``, ``duration_seconds``
+  (missing), and ``signal`` where it is missing and the event's exit code is the record's. It
+  never changes status, exit_code, reason, verified or correction: the first verdict, and the
+  verified one, stay authoritative.
 """
 
 from collections.abc import Mapping
@@ -40,6 +48,8 @@ VERDICT_FIELDS = (
     "reason",
 )
 CORRECTED_FIELDS = ("exit_code", "reason")
+FILLED_FIELDS = ("output", "error", "truncated", "started_at", "duration_seconds")
+_EMPTY_WHEN_BLANK = ("output", "error")
 _EXIT_STATUSES = (Status.COMPLETED, Status.FAILED)
 
 Changes = dict[str, Any]
@@ -57,10 +67,18 @@ def transition(record: Mapping[str, Any], event: Event) -> Changes | None:
     if not event.terminal:
         if not status.terminal:
             changes.update(_progress(status, event))
+        elif (
+            event.type == EventType.RUNNING
+            and event.started_at is not None
+            and _lacks(record, "started_at")
+        ):
+            changes["started_at"] = event.started_at
     elif not status.terminal:
         changes.update(_first_verdict(event))
-    elif confirms(record, event):
-        changes.update(_confirmation(record, status, event))
+    else:
+        if confirms(record, event):
+            changes.update(_confirmation(record, status, event))
+        changes.update(_fill_in(record, event, changes))
     return changes
 
 
@@ -117,6 +135,29 @@ def _confirmation(record: Mapping[str, Any], status: Status, event: Event) -> Ch
     if notes:
         changes["correction"] = ", ".join(notes)
     return changes
+
+
+def _fill_in(record: Mapping[str, Any], event: Event, changes: Changes) -> Changes:
+    """What a later terminal event adds to an ended record: only fields it still lacks, and
+    none that ``changes`` (a confirmation by the same event) already decided."""
+    filled: Changes = {}
+    for name in FILLED_FIELDS:
+        value = getattr(event, name)
+        if value is not None and name not in changes and _lacks(record, name):
+            filled[name] = value
+    if (
+        event.signal is not None
+        and "signal" not in changes
+        and record.get("signal") is None
+        and event.exit_code == record.get("exit_code")
+    ):
+        filled["signal"] = event.signal
+    return filled
+
+
+def _lacks(record: Mapping[str, Any], name: str) -> bool:
+    value = record.get(name)
+    return value is None or (name in _EMPTY_WHEN_BLANK and value == "")
 
 
 def _shown(value: object) -> str:

@@ -133,7 +133,7 @@ platform_key() {
     cd "$repo"
     find pyproject.toml wrapper sidecar dispatcher -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
-    sha256sum "$0" "$here/mkoci.py"
+    cat "$0" "$here/mkoci.py" | sha256sum   # contents only: $0 is spelled differently by callers
   ) | key_of
 }
 

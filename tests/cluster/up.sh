@@ -230,7 +230,7 @@ EOF
     --node-ip="$NODE_IP" --root-dir="$KUBELET_ROOT" --v=1
   # After a restart the Node object still says Ready from last time: only a heartbeat from
   # this kubelet counts (or any, when it was already running).
-  running kubelet kubelet && [ "$(cat "$PIDS/kubelet.pid")" != "$!" ] && since=0
+  running kubelet kubelet && [ "$(cat "$PIDS/kubelet.pid")" != "${!:-none}" ] && since=0
   wait_for 120 kubelet node_ready "$since"
 }
 

@@ -31,6 +31,7 @@ _event = st.fixed_dictionaries(
         "job_name": st.sampled_from([None, "job-a"]),
         "started_at": st.sampled_from([None, 1.5]),
         "output": st.sampled_from([None, "", "tail ✓"]),
+        "error": st.sampled_from([None, "", "Traceback ✗"]),
         "truncated": st.sampled_from([None, False, True]),
         "duration_seconds": st.sampled_from([None, 0.25]),
         "ts": st.floats(1e9, 2e9),
@@ -96,6 +97,70 @@ def test_script_reaches_the_same_record_as_the_pure_rules(
         # The record sits in exactly one status index: its own.
         homes = [k for k in store.STATUS_INDEXES if client.zscore(k, eval_id) is not None]
         assert homes == [store.status_index(records.Status(expected["status"]))]
+        client.delete(store.record_key(eval_id))
+
+
+_verified_verdict = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from([t for t in events.EventType if t in events.TERMINAL_TYPES]),
+        "source": st.just("dispatcher"),
+        "verified": st.just(True),
+        "exit_code": st.sampled_from([None, 0, 1, 137]),
+        "signal": st.sampled_from([None, 9]),
+        "reason": st.sampled_from([None, "OOMKilled", "DeadlineExceeded"]),
+        "duration_seconds": st.sampled_from([None, 2.0]),
+    }
+)
+_sidecar_end = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from([t for t in events.EventType if t in events.TERMINAL_TYPES]),
+        "source": st.just("sidecar"),
+        "verified": st.sampled_from([None, False]),
+        "exit_code": st.sampled_from([None, 0, 1, 137]),
+        "signal": st.sampled_from([None, 9, 15]),
+        "reason": st.sampled_from([None, "timeout after 1s"]),
+        "started_at": st.sampled_from([None, 1.5]),
+        "output": st.sampled_from([None, "", "tail ✓"]),
+        "error": st.sampled_from([None, "", "Traceback ✗"]),
+        "truncated": st.sampled_from([None, False, True]),
+        "duration_seconds": st.sampled_from([None, 0.25]),
+    }
+)
+_late_running = st.fixed_dictionaries(
+    {
+        "type": st.just(events.EventType.RUNNING),
+        "source": st.just("sidecar"),
+        "started_at": st.sampled_from([None, 1.25]),
+    }
+)
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(
+    before=st.lists(_late_running | _sidecar_end, max_size=1),
+    first=_verified_verdict,
+    after=st.lists(_sidecar_end | _late_running | _verified_verdict, min_size=1, max_size=3),
+)
+def test_script_fills_in_like_the_pure_rules_when_the_verified_verdict_comes_first(
+    redis_server: redisproc.RedisProcess,
+    before: list[dict[str, Any]],
+    first: dict[str, Any],
+    after: list[dict[str, Any]],
+):
+    """The order a plain sidecar on Kubernetes always produces: the reconciler's verified
+    verdict, then the sidecar's own end (and possibly its late ``running``)."""
+    eval_id = uuid.uuid4().hex
+    sequence = [
+        events.Event(
+            eval_id=eval_id, seq=seq, ts=1e9 + seq, **{k: v for k, v in e.items() if v is not None}
+        )
+        for seq, e in enumerate([*before, first, *after], start=1)
+    ]
+    record = new_record(eval_id)
+    with redis.Redis.from_url(redis_server.url) as client:
+        from_lua = lua_apply(client, record, sequence)
+        expected = pure_apply(record, sequence)
+        assert from_lua == expected
         client.delete(store.record_key(eval_id))
 
 
@@ -186,3 +251,61 @@ def test_cancelled_stays_cancelled_and_only_gains_missing_exit_code(
     assert (known["status"], known["exit_code"], known["verified"]) == ("cancelled", 130, True)
     assert "correction" not in bare
     assert "correction" not in known
+
+
+def test_sidecar_end_after_the_verified_verdict_fills_in_what_the_verdict_lacks(
+    redis_server: redisproc.RedisProcess,
+):
+    sequence = [
+        verdict(
+            "vf",
+            1,
+            "failed",
+            exit_code=137,
+            signal=9,
+            reason="OOMKilled",
+            source="dispatcher",
+            verified=True,
+        ),
+        verdict(
+            "vf",
+            2,
+            "failed",
+            exit_code=1,
+            signal=15,
+            reason="wrapper says so",
+            duration_seconds=3.25,
+            output="out ✓",
+            error="err",
+            truncated=True,
+            started_at=1.5,
+        ),
+        verdict("vf", 3, "running", started_at=1.0),
+    ]
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("vf"))
+        record = lua_apply(client, new_record("vf"), sequence)
+    assert record == pure_apply(new_record("vf"), sequence)
+    assert (record["status"], record["exit_code"], record["signal"], record["reason"]) == (
+        "failed",
+        137,
+        9,
+        "OOMKilled",
+    )
+    assert record["verified"] is True
+    assert "correction" not in record
+    assert (record["output"], record["error"], record["truncated"]) == ("out ✓", "err", True)
+    assert (record["duration_seconds"], record["started_at"], record["last_seq"]) == (3.25, 1.5, 3)
+
+
+def test_late_running_after_the_end_fills_in_a_missing_started_at(
+    redis_server: redisproc.RedisProcess,
+):
+    sequence = [
+        verdict("lr", 1, "completed", exit_code=0, source="dispatcher", verified=True),
+        verdict("lr", 2, "running", started_at=1.0),
+    ]
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.delete(store.record_key("lr"))
+        record = lua_apply(client, new_record("lr"), sequence)
+    assert (record["status"], record["started_at"]) == ("completed", 1.0)

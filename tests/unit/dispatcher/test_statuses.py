@@ -144,3 +144,109 @@ def test_output_only_advances_last_seq():
     assert statuses.transition(
         record(), event(1, "output", stream="stdout", offset=0, data="x")
     ) == {"last_seq": 1}
+
+
+def verified_verdict(seq: int, kind: str, **fields: Any) -> events.Event:
+    return event(seq, kind, source="dispatcher", verified=True, **fields)
+
+
+def sidecar_end(seq: int, kind: str = "completed", **fields: Any) -> events.Event:
+    defaults: dict[str, Any] = {
+        "exit_code": 0,
+        "duration_seconds": 1.75,
+        "output": "hello\n",
+        "error": "warning\n",
+        "truncated": False,
+        "verified": False,
+    }
+    return event(seq, kind, **{**defaults, **fields})
+
+
+def test_sidecar_end_after_the_verified_verdict_fills_in_output_and_duration():
+    result = run(
+        verified_verdict(1, "completed", exit_code=0),
+        sidecar_end(2, started_at=7.5),
+    )
+    assert {
+        k: result.get(k)
+        for k in (
+            "status",
+            "exit_code",
+            "reason",
+            "verified",
+            "output",
+            "error",
+            "truncated",
+            "duration_seconds",
+            "started_at",
+            "finished_at",
+            "last_seq",
+        )
+    } == {
+        "status": "completed",
+        "exit_code": 0,
+        "reason": None,
+        "verified": True,
+        "output": "hello\n",
+        "error": "warning\n",
+        "truncated": False,
+        "duration_seconds": 1.75,
+        "started_at": 7.5,
+        "finished_at": 10.0,
+        "last_seq": 2,
+    }
+    assert "correction" not in result
+
+
+def test_the_verified_verdict_stays_authoritative_over_a_later_sidecar_end():
+    oom = run(
+        verified_verdict(1, "failed", exit_code=137, signal=9, reason="OOMKilled"),
+        sidecar_end(2, exit_code=0, signal=15, reason="other"),
+    )
+    assert (oom["status"], oom["exit_code"], oom["signal"], oom["reason"]) == (
+        "failed",
+        137,
+        9,
+        "OOMKilled",
+    )
+    assert (oom["verified"], oom["output"], oom["duration_seconds"]) == (True, "hello\n", 1.75)
+    assert "correction" not in oom
+
+
+def test_fill_in_keeps_what_the_record_has_and_replaces_only_empty_text():
+    ended = run(
+        verified_verdict(1, "failed", exit_code=1, duration_seconds=2.0),
+        event(2, "failed", exit_code=1, output="", truncated=False),
+    )
+    later = run(sidecar_end(3, "failed", exit_code=1, truncated=True), start=ended)
+    assert (later["duration_seconds"], later["truncated"]) == (2.0, False)
+    assert (later["output"], later["error"]) == ("hello\n", "warning\n")
+
+
+def test_fill_in_takes_a_signal_only_for_the_same_exit_code():
+    ended = run(verified_verdict(1, "failed", exit_code=137))
+    assert "signal" not in run(sidecar_end(2, "failed", exit_code=1, signal=15), start=ended)
+    assert run(sidecar_end(2, "failed", exit_code=137, signal=9), start=ended)["signal"] == 9
+
+
+def test_cancelled_stays_cancelled_but_gains_the_sidecar_output():
+    cancelled = run(event(1, "cancelled", reason="cancelled by request", source="dispatcher"))
+    result = run(sidecar_end(2, "failed", exit_code=143, signal=15), start=cancelled)
+    assert (result["status"], result["reason"], result["verified"]) == (
+        "cancelled",
+        "cancelled by request",
+        False,
+    )
+    assert "exit_code" not in result
+    assert "signal" not in result
+    assert (result["output"], result["duration_seconds"]) == ("hello\n", 1.75)
+
+
+def test_late_running_after_the_end_fills_only_a_missing_started_at():
+    ended = run(verified_verdict(1, "completed", exit_code=0))
+    late = run(event(2, "running", started_at=3.0), start=ended)
+    assert (late["status"], late["started_at"]) == ("completed", 3.0)
+    again = run(event(3, "running", started_at=4.0), start=late)
+    assert again["started_at"] == 3.0
+    # Without its own started_at, a late running event's send time is no start time.
+    assert "started_at" not in run(event(2, "running"), start=ended)
