@@ -150,6 +150,10 @@ class KubernetesConfig(pydantic.BaseModel):
     watch_timeout_seconds: int = pydantic.Field(default=120, ge=5)
     """Server-side timeout of one watch request; a new watch resumes from the last version."""
 
+    sidecar_verdict_wait_seconds: float = pydantic.Field(default=10.0, ge=0)
+    """How long the reconciler holds back its verdict after the main container ended while the
+    sidecar still runs, so the sidecar's output and terminal event reach clients first."""
+
     tick_seconds: float = pydantic.Field(default=5.0, gt=0)
     """How often time-based decisions (pending grace) are re-evaluated without new events."""
 

@@ -77,6 +77,8 @@ class Reconciler:
         self._done: set[str] = set()
         self._pending: dict[str, str] = {}
         self._lingering: set[str] = set()
+        # Main container ended, sidecar still publishing: verdict held back (see _decide).
+        self._awaiting_sidecar: set[str] = set()
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self.listed = {"jobs": asyncio.Event(), "pods": asyncio.Event()}
@@ -188,7 +190,7 @@ class Reconciler:
                     await self._wake.wait()
             except TimeoutError:
                 # Pending grace and plain sidecars' linger run out without any new event.
-                self._dirty.update(self._pending, self._lingering)
+                self._dirty.update(self._pending, self._lingering, self._awaiting_sidecar)
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
             for eval_id in dirty:
@@ -227,6 +229,10 @@ class Reconciler:
                 await self._publish(eval_id, verdict, token=f"pending:{verdict.reason}")
                 self._pending[eval_id] = verdict.reason or ""
             return
+        if not cancel and await self._sidecar_still_reporting(eval_id):
+            self._awaiting_sidecar.add(eval_id)  # re-evaluated on the next tick at the latest
+            return
+        self._awaiting_sidecar.discard(eval_id)
         vanished = gone and verdict.type == events.EventType.ERROR and job is None
         if not (vanished and await self._sidecar_ended(eval_id)):
             await self._publish(eval_id, verdict, token=VERDICT_TOKEN)
@@ -234,6 +240,13 @@ class Reconciler:
         self._pending.pop(eval_id, None)
         if verdict.delete_job and job is not None:
             await self._kube.delete_job(job["metadata"]["name"])
+
+    async def _sidecar_still_reporting(self, eval_id: str) -> bool:
+        pod = self._pods.get(eval_id)
+        wait = self._config.sidecar_verdict_wait_seconds
+        if not verdicts.awaits_sidecar(pod, now=self._clock(), wait_seconds=wait):
+            return False
+        return not await self._sidecar_ended(eval_id)
 
     async def _sidecar_ended(self, eval_id: str) -> bool:
         found = self._redis.hexists(streams.publish_meta(eval_id), "terminal")
@@ -269,6 +282,7 @@ class Reconciler:
 
     def _forget(self, eval_id: str) -> None:
         self._lingering.discard(eval_id)
+        self._awaiting_sidecar.discard(eval_id)
         for known in (self._jobs_gone, self._pods_gone, self._done):
             known.discard(eval_id)
         self._pods.pop(eval_id, None)

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from dispatcher.kube import config as kube_config
-from dispatcher.kube import names
+from dispatcher.kube import instrument, names
 from sidecar import events
 
 EventType = events.EventType
@@ -93,6 +93,24 @@ def sidecar_lingers(
         return False
     finished = parse_timestamp(terminated.get("finishedAt"))
     return now is None or finished is None or now - finished > linger_seconds
+
+
+def awaits_sidecar(pod: dict[str, Any] | None, *, now: float, wait_seconds: float) -> bool:
+    """True while the main container has ended but the sidecar still runs, for at most
+    ``wait_seconds`` after the end: the sidecar is then publishing the last output and its
+    terminal event, and a verdict published first would end SSE streams before that output."""
+    terminated = ((_main_state(pod) or {}).get("state") or {}).get("terminated")
+    if not terminated:
+        return False
+    finished = parse_timestamp(terminated.get("finishedAt"))
+    if finished is not None and now - finished >= wait_seconds:
+        return False
+    statuses = _statuses(pod, "initContainerStatuses") + _statuses(pod, "containerStatuses")
+    return any(
+        status.get("name") == instrument.SIDECAR_CONTAINER
+        and "running" in (status.get("state") or {})
+        for status in statuses
+    )
 
 
 def _from_termination(

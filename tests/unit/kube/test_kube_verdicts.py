@@ -270,3 +270,28 @@ def test_pending_grace_counts_from_the_pods_last_transition_not_its_creation() -
     verdict = verdicts.decide(job(), stuck, now=LATER + 120, config=CONFIG)
     assert verdict is not None
     assert verdict.type == E.ERROR
+
+
+SIDECAR_DONE = [
+    INIT_DONE[0],
+    {**INIT_DONE[1], "state": terminated(0, "Completed"), "ready": False},
+]
+JUST_ENDED = datetime.datetime(2026, 1, 1, 0, 0, 5, tzinfo=datetime.UTC).timestamp()  # 3 s after
+
+
+@pytest.mark.parametrize(
+    ("case", "the_pod", "now", "expected"),
+    [
+        ("main ended 3 s ago, sidecar still running", pod(terminated(0, "Completed")),
+         JUST_ENDED, True),
+        ("main ended past the wait", pod(terminated(0, "Completed")), NOW, False),
+        ("sidecar already ended", pod(terminated(0, "Completed"), init=SIDECAR_DONE),
+         JUST_ENDED, False),
+        ("main still running", pod(RUNNING), JUST_ENDED, False),
+        ("no pod", None, JUST_ENDED, False),
+    ],
+)  # fmt: skip
+def test_verdict_waits_for_a_running_sidecar_only_briefly(
+    case: str, the_pod: dict[str, Any] | None, now: float, expected: bool
+) -> None:
+    assert verdicts.awaits_sidecar(the_pod, now=now, wait_seconds=10) is expected, case
