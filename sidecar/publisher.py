@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
+# Output chunks up to this size are read (and their progress saved) on the event loop.
+INLINE_READ_BYTES = 64 * 1024
 
 
 def connect(config: settings.SidecarSettings) -> redis.asyncio.Redis:
@@ -113,7 +115,11 @@ class OutboxDrain:
 
     async def _publish_output(self, item: outbox.OutputItem) -> None:
         offsets = self._box.published_offsets()
-        chunk, data = await asyncio.to_thread(self._prepare, item, offsets)
+        if item.limit <= INLINE_READ_BYTES:
+            # A small chunk is read and recorded at once: a thread hop costs more than the work.
+            chunk, data = self._prepare(item, offsets)
+        else:
+            chunk, data = await asyncio.to_thread(self._prepare, item, offsets)
         if chunk.length:
             event = builders.output_event(self._eval_id, chunk.stream, chunk.offset, data)
             await self._publisher.publish(

@@ -1,9 +1,10 @@
 """Follows the wrapper's state directory and feeds the outbox (the producer side).
 
 Each look is cheap (two stats and, until they exist, two small JSON reads), so it runs on the
-event loop; only the tails read at the end (up to 256 KiB per stream) go to a thread. The
-order of a look matters: ``exit.json`` is read before the output files are measured, and the
-wrapper writes it only after flushing them, so sizes measured after it are final.
+event loop, and so are the tails read at the end when they are small (``INLINE_READ_BYTES`` in
+all); bigger tails (up to 256 KiB per stream) go to a thread. The order of a look matters:
+``exit.json`` is read before the output files are measured, and the wrapper writes it only after
+flushing them, so sizes measured after it are final.
 """
 
 import asyncio
@@ -16,6 +17,8 @@ from wrapper import state
 
 # With inotify a missed wake-up is not expected; a slow look anyway costs nothing and covers it.
 SAFETY_LOOK_SECONDS = 1.0
+# Tails up to this many bytes in all are read on the event loop; bigger ones in a thread.
+INLINE_READ_BYTES = 64 * 1024
 
 
 class StateTail:
@@ -47,7 +50,12 @@ class StateTail:
             self._box.observe(stream, size)
         if exit_record is None:
             return False
-        output, error = await asyncio.to_thread(self._read_tails, sizes)
+        if sum(min(size, builders.TAIL_READ_BYTES) for size in sizes.values()) <= INLINE_READ_BYTES:
+            # Small tails (the usual case) are read at once: a thread hop costs more than the read,
+            # and this is on the path from the end to the terminal event.
+            output, error = self._read_tails(sizes)
+        else:
+            output, error = await asyncio.to_thread(self._read_tails, sizes)
         event = builders.terminal_event(self._eval_id, exit_record, output=output, error=error)
         self._box.add_terminal(outbox.EventItem(event, builders.TERMINAL_TOKEN))
         self.ended = True
