@@ -86,9 +86,16 @@ class StateTail:
         return output, error
 
     def _read_tail(self, stream: builders.Stream, size: int) -> str:
-        try:
-            with open(os.path.join(self._dir, stream), "rb") as f:
-                f.seek(max(0, size - builders.TAIL_READ_BYTES))
-                return builders.tail_text(f.read(min(size, builders.TAIL_READ_BYTES)))
-        except FileNotFoundError:
-            return ""
+        return read_tail(os.path.join(self._dir, stream), size)
+
+
+def read_tail(path: str, size: int | None = None) -> str:
+    """The tail of an output file as text, read up to ``size`` bytes (default: its current end);
+    "" if it cannot be read. Also the local backend's, so both tell the same tail."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END) if size is None else size
+            f.seek(max(0, end - builders.TAIL_READ_BYTES))
+            return builders.tail_text(f.read(min(end, builders.TAIL_READ_BYTES)))
+    except OSError:
+        return ""

@@ -35,7 +35,7 @@ from dispatcher.backends import (
     local_verdict,
 )
 from dispatcher.backends.local_config import LocalConfig
-from sidecar import builders, events, streams
+from sidecar import events, streams, tail
 from wrapper import state
 
 log = logging.getLogger(__name__)
@@ -282,8 +282,8 @@ def _capture(state_dir: pathlib.Path) -> local_verdict.Captured:
     record = state.read_json(str(state_dir), state.EXIT_FILE)
     return local_verdict.Captured(
         exit_record=record,
-        output=_read_tail(state_dir / state.STDOUT_FILE),
-        error=_read_tail(state_dir / state.STDERR_FILE),
+        output=tail.read_tail(str(state_dir / state.STDOUT_FILE)),
+        error=tail.read_tail(str(state_dir / state.STDERR_FILE)),
         truncated=bool(
             record and (record.get("stdout_truncated") or record.get("stderr_truncated"))
         ),
@@ -293,14 +293,3 @@ def _capture(state_dir: pathlib.Path) -> local_verdict.Captured:
 def _returncode(process: asyncio.subprocess.Process) -> int:
     assert process.returncode is not None, "only called once the process was reaped"
     return process.returncode
-
-
-def _read_tail(path: pathlib.Path) -> str:
-    try:
-        with path.open("rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - builders.TAIL_READ_BYTES))
-            data = f.read()
-    except OSError:
-        return ""
-    return builders.tail_text(data)
