@@ -15,6 +15,7 @@ ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY wire ./wire
 COPY wrapper ./wrapper
 COPY sidecar ./sidecar
 COPY dispatcher ./dispatcher

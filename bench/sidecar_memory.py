@@ -1,37 +1,40 @@
 """Memory of one sidecar while ~100 MB of output streams through an evaluation.
 
-Runs the embedded Redis-compatible server, ``python -m sidecar`` as a child process and the real
-wrapper zipapp (``wrapper.pack``) around a program that prints ``--megabytes`` MB; the wrapper
-keeps the first 8 MiB of each stream in the state files, as in a pod. Samples the sidecar's
-VmRSS every few milliseconds and reports idle, steady (median while streaming) and peak (VmHWM)
-RSS, the events published and how soon after the wrapper's exit the terminal event was in
-Redis. Writes the figures to ``bench/results/sidecar_memory.json``. Target: peak under 60 MB.
+Runs ``python -m sidecar`` as a child process, the real wrapper zipapp (``wrapper.pack``) with
+``--channel`` around a program that prints ``--megabytes`` MB (the wrapper and the sidecar keep
+the first 8 MiB of each stream, as in a pod), and a minimal ingest endpoint in this process that
+takes the sidecar's batches as the dispatcher would (``wire.ingest``; a stand-in, no Redis).
+Samples the sidecar's VmRSS every few milliseconds and reports idle, steady (median while
+streaming) and peak (VmHWM) RSS, the events published and when the terminal event arrived,
+relative to the wrapper's exit as seen here (negative: before it, since the wrapper sends EXIT
+and then exits). Writes the figures to ``bench/results/sidecar_memory.json``.
+Target: peak under 30 MB.
 
     python bench/sidecar_memory.py [--megabytes 100]     (or: make bench)
 """
 
 import argparse
+import asyncio
 import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from typing import Any
 
-import redis
+from aiohttp import web
 
-from dispatcher import embedded_redis
-from sidecar import events, streams
-from wrapper import pack, state
+from wire import events, ingest
+from wrapper import pack
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "sidecar_memory.json"
 EVAL_ID = "bench-memory"
-TARGET_MB = 60.0
+TOKEN = "bench-token"
+TARGET_MB = 30.0
 SAMPLE_SECONDS = 0.005
 
 # The evaluation: about a MiB of mixed text per round to stdout, a line per round to stderr.
@@ -75,79 +78,95 @@ class RssSampler(threading.Thread):
         self.join()
 
 
+class Ingest:
+    """Takes batches as the dispatcher's ingest route would, and keeps the events."""
+
+    def __init__(self) -> None:
+        self.published: list[events.Event] = []
+        self.terminal_at: float | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        batch = ingest.Batch.model_validate_json(await request.read())
+        for item in batch.events:
+            self.published.append(item.event)
+            if item.event.terminal:
+                self.terminal_at = time.time()
+        results = [{"seq": 0, "id": "0-0", "duplicate": False} for _ in batch.events]
+        return web.json_response({"results": results})
+
+
 def published_text(published: list[events.Event], stream: str) -> str:
     chunks = sorted((e.offset or 0, e.data or "") for e in published if e.stream == stream)
     return "".join(data for _, data in chunks)
 
 
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.005)
-
-
-def start_sidecar(url: str, state_dir: pathlib.Path) -> subprocess.Popen[bytes]:
+async def measure(megabytes: int, work: pathlib.Path) -> dict[str, Any]:
+    sink = Ingest()
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_post(ingest.ROUTE, sink.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    socket_path, spool = work / "run" / "channel.sock", work / "spool"
+    socket_path.parent.mkdir()
+    spool.mkdir()
+    app_path = pack.build(work / "bin" / pack.FILE_NAME)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_SIDECAR_")}
     env.update(
         CRUCIBLE_SIDECAR_EVAL_ID=EVAL_ID,
-        CRUCIBLE_SIDECAR_REDIS_URL=url,
-        CRUCIBLE_SIDECAR_STATE_DIR=str(state_dir),
+        CRUCIBLE_SIDECAR_SOCKET_PATH=str(socket_path),
+        CRUCIBLE_SIDECAR_SPOOL_DIR=str(spool),
+        CRUCIBLE_SIDECAR_INGEST_URL=url,
+        CRUCIBLE_SIDECAR_INGEST_TOKEN=TOKEN,
         PYTHONPATH=str(REPO),
     )
-    return subprocess.Popen([sys.executable, "-m", "sidecar"], env=env, stderr=subprocess.PIPE)
-
-
-def measure(megabytes: int, work: pathlib.Path) -> dict[str, Any]:
-    server = embedded_redis.EmbeddedRedis(work / "redis").start()
+    sidecar = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sidecar", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    sampler = RssSampler(sidecar.pid)
+    sampler.start()
     try:
-        state_dir = work / "state"
-        state_dir.mkdir()
-        app = pack.build(work / "bin" / pack.FILE_NAME)
-        sidecar = start_sidecar(server.url, state_dir)
-        sampler = RssSampler(sidecar.pid)
-        sampler.start()
-        wait_for(lambda: (state_dir / state.SIDECAR_READY_FILE).exists(), "sidecar ready")
+        while not socket_path.exists():  # noqa: ASYNC110 (a path another process creates)
+            await asyncio.sleep(0.005)
         idle_kb = proc_status_kb(sidecar.pid, "VmRSS")
         first_streaming_sample = len(sampler.samples_kb)
         began = time.monotonic()
-        command = [sys.executable, "-I", "-S", str(app), "--state-dir", str(state_dir), "--"]
-        command += [sys.executable, "-c", PROGRAM.format(mb=megabytes)]
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        wrapper = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-I", "-S", str(app_path), "--channel", str(socket_path), "--"),
+            *(sys.executable, "-c", PROGRAM.format(mb=megabytes)),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await wrapper.wait() != 0:
+            raise RuntimeError(f"the wrapper exited {wrapper.returncode}")
+        wrapper_exit = time.time()
         last_streaming_sample = len(sampler.samples_kb)
-        _, log = sidecar.communicate(timeout=120)
+        _, log = await asyncio.wait_for(sidecar.communicate(), 120)
         elapsed = time.monotonic() - began
-        sampler.stop()
-        if sidecar.returncode != 0:
-            raise RuntimeError(f"sidecar exited {sidecar.returncode}: {log.decode()}")
-        with redis.Redis.from_url(server.url) as client:
-            entries: list[tuple[bytes, dict[bytes, bytes]]]
-            entries = client.xrange(streams.eval_stream(EVAL_ID))
     finally:
-        server.stop()
-    published = [events.parse(fields[b"event"]) for _, fields in entries]
-    exit_record = state.read_json(str(state_dir), state.EXIT_FILE) or {}
+        sampler.stop()
+        await runner.cleanup()
+    if sidecar.returncode != 0:
+        raise RuntimeError(f"sidecar exited {sidecar.returncode}: {log.decode()}")
+    published = sink.published
     terminal = published[-1]
     streaming = sampler.samples_kb[first_streaming_sample:last_streaming_sample] or [idle_kb]
-    exact = all(
-        published_text(published, s) == (state_dir / s).read_bytes().decode("utf-8", "replace")
-        for s in state.OUTPUT_FILES
-    )
+    captured = sum(len(published_text(published, s).encode()) for s in ("stdout", "stderr"))
     return {
         "megabytes_written_by_program": megabytes,
-        "state_file_bytes": sum((state_dir / s).stat().st_size for s in state.OUTPUT_FILES),
-        "published_output_matches_files": exact,
+        "published_output_bytes": captured,
         "events_published": len(published),
         "output_events": sum(e.type == "output" for e in published),
         "terminal_type": terminal.type.value,
-        "terminal_reason": terminal.reason,
         "truncated": terminal.truncated,
         "idle_rss_mb": round(idle_kb / 1024, 1),
         "steady_rss_mb": round(statistics.median(streaming) / 1024, 1),
         "peak_rss_mb": round(sampler.peak_kb / 1024, 1),
         "rss_samples": len(sampler.samples_kb),
-        "terminal_after_exit_ms": round((terminal.ts - exit_record["finished_at"]) * 1000, 1),
+        "terminal_after_wrapper_exit_ms": round(((sink.terminal_at or 0) - wrapper_exit) * 1000, 1),
         "elapsed_seconds": round(elapsed, 2),
         "target_peak_mb": TARGET_MB,
         "python": sys.version.split()[0],
@@ -155,13 +174,14 @@ def measure(megabytes: int, work: pathlib.Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args()
     cache = pathlib.Path.home() / ".cache" / "crucible" / "bench"
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as work:
-        figures = measure(args.megabytes, pathlib.Path(work))
+    # A short directory: a Unix socket path must stay under 108 bytes.
+    with tempfile.TemporaryDirectory(prefix="cs-") as work:
+        figures = asyncio.run(measure(args.megabytes, pathlib.Path(work)))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     for key, value in figures.items():

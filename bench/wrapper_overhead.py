@@ -4,25 +4,31 @@
 
 Scenarios: a program writing 64 KiB blocks, its stdout a pipe the benchmark drains (as a
 container runtime does for ``kubectl logs``) or /dev/null; a program printing 128-byte lines (a
-more typical producer); the wrapper's start-up cost on ``true``. As a reference, the block
-writer through ``| cat``: what one extra pipe hop costs without any wrapper. Wrapped and
-unwrapped runs alternate so that background load hits both alike. Prints the figures and writes
-them to ``bench/results/wrapper_overhead.json``. Nothing is asserted: timings vary by machine.
+more typical producer); the wrapper's start-up cost on ``true``. The wrapped runs talk to a
+channel server in this process (a stand-in for the sidecar: it ACKs each HELLO and drains the
+frames), so they pay for the connect, the handshake and the capped copy onto the socket. As a
+reference, the block writer through ``| cat``: what one extra pipe hop costs without any
+wrapper. Wrapped and unwrapped runs alternate so that background load hits both alike. Prints
+the figures and writes them to ``bench/results/wrapper_overhead.json``. Nothing is asserted:
+timings vary by machine.
 """
 
 import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wire import channel
 from wrapper import pack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "wrapper_overhead.json"
@@ -36,6 +42,54 @@ BLOCK_WRITER = (
 )
 # A more typical one: print() of 128-byte lines.
 LINE_PRINTER = "line = 'y' * 127\nfor _ in range({lines}):\n    print(line)\n"
+
+
+class ChannelServer:
+    """Accepts wrapper connections one after another, ACKs each HELLO and drains the frames."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last_stdout_bytes = 0
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(path)
+        self._listener.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn: socket.socket) -> None:
+        buffer = bytearray(channel.MAX_FRAME)
+        stdout_bytes = 0
+        with conn:
+            while header := _read(conn, buffer, channel.HEADER.size):
+                kind, length = channel.parse_header(bytes(header))
+                payload = _read(conn, buffer, length)
+                if kind == channel.HELLO:
+                    conn.sendall(channel.json_frame(channel.ACK, {"v": channel.VERSION}))
+                elif kind == channel.STDOUT:
+                    stdout_bytes += len(payload)
+        self.last_stdout_bytes = stdout_bytes
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _read(conn: socket.socket, buffer: bytearray, size: int) -> memoryview:
+    """``size`` bytes into ``buffer`` (empty at end of file)."""
+    view = memoryview(buffer)[:size]
+    got = 0
+    while got < size:
+        received = conn.recv_into(view[got:])
+        if not received:
+            return view[:0]
+        got += received
+    return view
 
 
 def run_draining_pipe(argv: list[str]) -> tuple[float, int]:
@@ -97,19 +151,20 @@ def main() -> None:
     through_cat = ["sh", "-c", 'exec "$@" | cat', "sh", *writer]
     with tempfile.TemporaryDirectory(prefix="crucible-bench-") as work:
         app = pack.build(Path(work) / pack.FILE_NAME)
-        state_dir = f"{work}/state"
-        wrapper_argv = [args.wrapper_python, "-I", "-S", str(app), "--state-dir", state_dir, "--"]
+        server = ChannelServer(f"{work}/channel.sock")
+        wrapper_argv = [args.wrapper_python, "-I", "-S", str(app), "--channel", server.path, "--"]
         scenarios = {
             "pipe": measure(run_draining_pipe, writer, wrapper_argv, args.runs, total),
         }
-        # What the state file kept of the 200 MiB (the cap plus the truncation marker).
-        captured = os.path.getsize(f"{state_dir}/stdout")
+        # What the channel carried of the 200 MiB (the cap plus the truncation marker).
+        captured = server.last_stdout_bytes
         scenarios["devnull"] = measure(run_to_devnull, writer, wrapper_argv, args.runs, None)
         scenarios["lines_pipe"] = measure(
             run_draining_pipe, printer, wrapper_argv, args.runs, total
         )
         scenarios["startup_true"] = measure(run_to_devnull, ["true"], wrapper_argv, args.runs, None)
         cat = summary([run_draining_pipe(through_cat)[0] for _ in range(args.runs)])
+        server.close()
 
     report = {
         "benchmark": "wrapper_overhead",

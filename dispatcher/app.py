@@ -12,14 +12,13 @@ from contextlib import suppress
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import app_keys, handlers, metrics, middlewares
+from dispatcher import app_keys, handlers, ingest, metrics, middlewares, publish
 from dispatcher.backends.base import Backend
 from dispatcher.consumer import Consumer
 from dispatcher.settings import DispatcherSettings
 from dispatcher.sse import EventStream
 from dispatcher.store import Store
 from dispatcher.submissions import Submitter
-from sidecar import streams
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +55,21 @@ def create_app(
     app[app_keys.SUBMITTER] = Submitter(
         backend=backend,
         store=store,
-        publisher=streams.Publisher(redis_client, settings.streams),
+        publisher=publish.Publisher(redis_client, settings.streams),
         registry=registry,
     )
     app[app_keys.EVENT_STREAM] = EventStream(
-        redis_client, store, heartbeat_seconds=settings.sse_heartbeat_seconds, stopping=stopping
+        redis_client,
+        store,
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
+        stopping=stopping,
+        verify_wait_seconds=settings.sse_verify_wait_seconds,
     )
     app[_CONSUMER_KEY] = Consumer(redis_client, store, settings.consumer, registry=registry)
+    app[ingest.INGEST_KEY] = settings.ingest_key_bytes()
+    app[ingest.PUBLISHER] = publish.Publisher(redis_client, settings.streams)
     app.add_routes(handlers.routes)
+    app.add_routes(ingest.routes)
     app.cleanup_ctx.append(_backend_lifetime)
     app.cleanup_ctx.append(_consumer_lifetime)
     app.on_shutdown.append(_end_event_streams)

@@ -61,10 +61,12 @@ class Client:
         return record
 
     async def events(self, eval_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(type, event) until the terminal event; reconnects with Last-Event-ID if the
-        connection drops first."""
+        """(type, event) until the server ends the stream (after the verified terminal event,
+        which may follow a fast unverified one); reconnects with Last-Event-ID if the
+        connection drops before an end was seen."""
         last_id: str | None = None
         failures = 0
+        ended = False
         while True:
             headers = {**self._headers, "Accept": "text/event-stream"}
             if last_id:
@@ -76,9 +78,10 @@ class Client:
                         raise ApiError(response.status, await response.json(content_type=None))
                     async for entry_id, kind, data in _parse_sse(response.content):
                         last_id, failures = entry_id or last_id, 0
+                        ended = ended or kind in TERMINAL
                         yield kind, json.loads(data)
-                        if kind in TERMINAL:
-                            return
+                    if ended:
+                        return
             except (TimeoutError, aiohttp.ClientConnectionError):
                 pass
             failures += 1
@@ -142,14 +145,22 @@ def status_line(kind: str, event: dict[str, Any]) -> str:
 async def watch(
     client: Client, eval_id: str, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr
 ) -> int:
-    """Print live output to stdout/stderr and status lines to stderr; the exit code."""
+    """Print live output to stdout/stderr and status lines to stderr; the exit code, from the
+    verified verdict when one came (it corrects a fast one that disagreed)."""
+    final: dict[str, Any] | None = None
     async for kind, event in client.events(eval_id):
         if kind == "output":
             target = stdout if event.get("stream") == "stdout" else stderr
             target.write(event.get("data", ""))
             target.flush()
             continue
+        if kind in TERMINAL and final is not None:
+            if (kind, exit_code(event)) != (final.get("type"), exit_code(final)):
+                line = status_line(kind, event) + " (corrected by the verified verdict)"
+                print(line, file=stderr, flush=True)
+            final = event
+            continue
         print(status_line(kind, event), file=stderr, flush=True)
         if kind in TERMINAL:
-            return exit_code(event)
-    return EXIT_ERROR
+            final = event
+    return EXIT_ERROR if final is None else exit_code(final)

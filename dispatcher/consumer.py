@@ -1,6 +1,6 @@
 """Feeds the status store from the global event stream through a consumer group.
 
-Every dispatcher process joins ``sidecar.streams.CONSUMER_GROUP`` under a name of its own, so
+Every dispatcher process joins ``wire.keys.CONSUMER_GROUP`` under a name of its own, so
 each event is applied once by one of them and a restarted dispatcher loses nothing:
 - on every (re)start of the loop it first re-reads its own pending entries (delivered before
   a connection broke, never acknowledged), then claims entries another consumer left pending
@@ -13,6 +13,7 @@ each event is applied once by one of them and a restarted dispatcher loses nothi
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ import redis.exceptions
 from dispatcher import metrics, stream_reads
 from dispatcher.settings import ConsumerConfig
 from dispatcher.store import Store
-from sidecar import events, streams
+from wire import events, keys
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Consumer:
                 await self._follow()
             except Exception as e:
                 if isinstance(e, redis.exceptions.ResponseError) and str(e).startswith("NOGROUP"):
-                    log.warning("consumer group %s is gone; recreating it", streams.CONSUMER_GROUP)
+                    log.warning("consumer group %s is gone; recreating it", keys.CONSUMER_GROUP)
                     self._errors.inc(kind="nogroup")
                     continue
                 self._report(e, backoff)
@@ -95,7 +96,7 @@ class Consumer:
     async def ensure_group(self) -> None:
         try:
             await self._client.xgroup_create(
-                streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True
+                keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True
             )
         except redis.exceptions.ResponseError as e:
             if not str(e).startswith("BUSYGROUP"):
@@ -105,9 +106,9 @@ class Consumer:
         start = "0"
         while True:
             reply = await self._client.xreadgroup(
-                streams.CONSUMER_GROUP,
+                keys.CONSUMER_GROUP,
                 self.name,
-                {streams.GLOBAL_STREAM: start},
+                {keys.GLOBAL_STREAM: start},
                 count=self._config.batch_size,
             )
             entries = stream_reads.entries(reply)
@@ -120,8 +121,8 @@ class Consumer:
         start = "0-0"
         while True:
             next_start, entries, *_ = await self._client.xautoclaim(
-                streams.GLOBAL_STREAM,
-                streams.CONSUMER_GROUP,
+                keys.GLOBAL_STREAM,
+                keys.CONSUMER_GROUP,
                 self.name,
                 min_idle_time=int(self._config.claim_idle_seconds * 1000),
                 start_id=start,
@@ -136,23 +137,19 @@ class Consumer:
 
     async def _forget_dead_consumers(self) -> None:
         limit_ms = self._config.claim_interval_seconds * 1000 * _FORGET_AFTER_CLAIM_PERIODS
-        consumers = await self._client.xinfo_consumers(
-            streams.GLOBAL_STREAM, streams.CONSUMER_GROUP
-        )
+        consumers = await self._client.xinfo_consumers(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
         for info in consumers:
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
             if name != self.name and info["pending"] == 0 and info["idle"] > limit_ms:
-                await self._client.xgroup_delconsumer(
-                    streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, name
-                )
+                await self._client.xgroup_delconsumer(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, name)
 
     async def _follow(self) -> None:
         next_claim = time.monotonic() + self._config.claim_interval_seconds
         while True:
             reply = await self._client.xreadgroup(
-                streams.CONSUMER_GROUP,
+                keys.CONSUMER_GROUP,
                 self.name,
-                {streams.GLOBAL_STREAM: ">"},
+                {keys.GLOBAL_STREAM: ">"},
                 count=self._config.batch_size,
                 block=int(self._config.block_seconds * 1000),
             )
@@ -164,16 +161,38 @@ class Consumer:
     async def _handle(self, entries: Sequence[stream_reads.Entry]) -> None:
         if not entries:
             return
-        parsed: list[events.Event] = []
+        parsed: list[tuple[events.Event, bytes | None]] = []
         for entry_id, fields in entries:
+            fields = fields or {}
             try:
-                parsed.append(events.parse((fields or {}).get(streams.EVENT_FIELD.encode(), b"")))
+                event = events.parse(fields.get(keys.EVENT_FIELD.encode(), b""))
             except pydantic.ValidationError as e:
                 log.error("dropping unreadable event %s: %s", entry_id.decode(), e)
                 self._applied.inc(result="unreadable")
-        changed = await self._store.apply_many(parsed)
-        await self._client.xack(
-            streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, *[e[0] for e in entries]
-        )
+                continue
+            parsed.append((event, fields.get(keys.FULL_EVENT_FIELD.encode())))
+        changed = await self._store.apply_many(await self._with_tails(parsed))
+        await self._client.xack(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, *[e[0] for e in entries])
         self._applied.inc(changed, result="applied")
         self._applied.inc(len(parsed) - changed, result="ignored")
+
+    async def _with_tails(
+        self, parsed: list[tuple[events.Event, bytes | None]]
+    ) -> list[events.Event]:
+        """The global stream carries terminal events without their output tails (it is bounded
+        in bytes that way); the full event is in the evaluation's own stream, under ``full``."""
+        result = [event for event, _ in parsed]
+        wanted = [(i, ev, full) for i, (ev, full) in enumerate(parsed) if ev.terminal and full]
+        if not wanted:
+            return result
+        async with self._client.pipeline(transaction=False) as pipe:
+            for _, event, full_id in wanted:
+                pipe.xrange(keys.eval_stream(event.eval_id), min=full_id, max=full_id)
+            replies = await pipe.execute()
+        for (i, event, _), rows in zip(wanted, replies, strict=True):
+            if rows:
+                with contextlib.suppress(pydantic.ValidationError):
+                    full = events.parse(rows[0][1][keys.EVENT_FIELD.encode()])
+                    if full.eval_id == event.eval_id and full.seq == event.seq:
+                        result[i] = full
+        return result

@@ -12,8 +12,11 @@ from aiohttp.typedefs import Handler, Middleware
 from dispatcher import errors, metrics
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 1
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Paths that check a credential of their own (sidecars' per-evaluation tokens: dispatcher.ingest).
+OWN_AUTH_PREFIXES = ("/ingest/",)
 
 
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
@@ -78,12 +81,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in e.headers:
                 response.headers[name] = e.headers[name]
         return response
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-        log.warning("%s %s: redis unavailable: %s", request.method, request.path, e)
-        return _json_error(503, "redis_unavailable", "the status store is unreachable; retry")
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return _json_error(500, "internal", "internal error; see the dispatcher's log")
+    except Exception as e:
+        return _unexpected(request, e)
+
+
+def _unexpected(request: web.Request, error: Exception) -> web.Response:
+    if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        log.warning("%s %s: redis unavailable: %s", request.method, request.path, error)
+        return _unavailable("redis_unavailable", "the status store is unreachable; retry")
+    if isinstance(error, redis.exceptions.OutOfMemoryError):
+        # Redis at maxmemory refuses writes: nothing was created, the client may retry.
+        log.warning("%s %s: redis is full: %s", request.method, request.path, error)
+        return _unavailable("redis_full", "the status store is full; retry later")
+    log.error("%s %s failed", request.method, request.path, exc_info=error)
+    return _json_error(500, "internal", "internal error; see the dispatcher's log")
+
+
+def _unavailable(code: str, message: str) -> web.Response:
+    response = _json_error(503, code, message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def auth_middleware(tokens: Sequence[str]) -> Middleware:
@@ -92,7 +109,12 @@ def auth_middleware(tokens: Sequence[str]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected and request.path not in OPEN_PATHS and not _authorized(request, expected):
+        if (
+            expected
+            and request.path not in OPEN_PATHS
+            and not request.path.startswith(OWN_AUTH_PREFIXES)
+            and not _authorized(request, expected)
+        ):
             raise errors.UnauthorizedError("a valid bearer token is required")
         return await handler(request)
 

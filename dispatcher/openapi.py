@@ -10,6 +10,7 @@ import pydantic
 
 from dispatcher import records, requests, responses
 from dispatcher.settings import DispatcherSettings
+from wire import ingest
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -25,6 +26,7 @@ def _schemas() -> dict[str, Any]:
         responses.OutputBody,
         responses.ErrorBody,
         records.Record,
+        ingest.Batch,
     ]
     for model in models:
         schema = model.model_json_schema(ref_template=_REF, mode="serialization")
@@ -188,6 +190,27 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json("ExecuteResponse", "Created, or the same request again."),
                     **_errors(401, 409, 422, 429, 503),
+                },
+            },
+        },
+        ingest.ROUTE: {
+            "parameters": [_EVAL_ID],
+            "post": {
+                "operationId": "ingestEvents",
+                "summary": "Internal: an evaluation's sidecar hands in its events",
+                "description": "Authenticated with the evaluation's own sidecar token (an HMAC "
+                "of its id), not an API token. Only the types a sidecar produces, about that "
+                "evaluation, never verified; the batch is published in order or not at all. "
+                "See docs/security.md.",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {_JSON: {"schema": _ref("Batch")}}},
+                "responses": {
+                    "200": {
+                        "description": "Published (or already there: `duplicate`; over the "
+                        "evaluation's byte budget: `dropped`).",
+                        "content": {_JSON: {"schema": {"type": "object"}}},
+                    },
+                    **_errors(401, 422, 503),
                 },
             },
         },

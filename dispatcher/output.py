@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio
 
-from sidecar import streams
+from wire import keys
 
 _CHUNK = 1000
 STREAMS = ("stdout", "stderr")
@@ -54,9 +54,9 @@ async def read(client: redis.asyncio.Redis, eval_id: str) -> Output:
     capped = False
     start = "-"
     while True:
-        entries = await client.xrange(streams.eval_stream(eval_id), min=start, count=_CHUNK)
+        entries = await client.xrange(keys.eval_stream(eval_id), min=start, count=_CHUNK)
         for _, fields in entries:
-            event = json.loads(fields[streams.EVENT_FIELD.encode()])
+            event = json.loads(fields[keys.EVENT_FIELD.encode()])
             if event.get("type") == "output":
                 chunks.append(event)
             elif event.get("truncated") is True:

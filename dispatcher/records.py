@@ -1,7 +1,7 @@
 """The evaluation record: what ``GET /v1/evaluations/{id}`` returns and the status store keeps.
 
-Owner of the record's shape and of the status rules; ``store`` persists it, ``statuses``
-decides how an event changes it.
+Owner of the record's shape; ``store`` persists it, and ``wire/apply_event.lua`` (the status
+rules) decides how an event changes it.
 """
 
 import enum
@@ -9,7 +9,7 @@ from typing import Any
 
 import pydantic
 
-from sidecar import events
+from wire import events
 
 
 class Status(enum.StrEnum):

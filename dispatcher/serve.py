@@ -1,7 +1,6 @@
 """``crucible serve``: Redis (external or embedded), the backend, the HTTP server."""
 
 import logging
-from collections.abc import Mapping
 
 import redis.asyncio
 import redis.exceptions
@@ -9,11 +8,11 @@ from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from dispatcher import ingest, publish
 from dispatcher.app import create_app
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
-from sidecar import streams
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def connect(redis_url: str) -> redis.asyncio.Redis:
 
 async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:
     client = connect(redis_url)
-    publisher = streams.Publisher(client, settings.streams)
+    publisher = publish.Publisher(client, settings.streams)
     app = create_app(settings, make_backend(settings, client, publisher, redis_url), client)
 
     async def close_client(_: web.Application) -> None:
@@ -69,32 +68,16 @@ async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Applica
 def make_backend(
     settings: DispatcherSettings,
     client: redis.asyncio.Redis,
-    publisher: streams.Publisher,
+    publisher: publish.Publisher,
     redis_url: str,
 ) -> Backend:
+    link = ingest.SidecarLink(url=settings.sidecar_url(), key=settings.ingest_key_bytes())
     if settings.backend == "local":
         from dispatcher.backends.local import LocalBackend
 
-        return LocalBackend(
-            settings.local,
-            redis_url=redis_url,
-            publisher=publisher,
-            sidecar_env=sidecar_env(settings.streams),
-        )
+        return LocalBackend(settings.local, redis_url=redis_url, publisher=publisher, link=link)
     from dispatcher.kube.backend import KubernetesBackend
 
     return KubernetesBackend(
-        settings.kubernetes,
-        redis_client=client,
-        publisher=publisher,
-        sidecar_env=sidecar_env(settings.streams),
+        settings.kubernetes, redis_client=client, publisher=publisher, link=link
     )
-
-
-def sidecar_env(limits: streams.Limits) -> Mapping[str, str]:
-    """The dispatcher's stream limits, as every sidecar's settings (local or in a pod)."""
-    return {
-        "CRUCIBLE_SIDECAR_TTL_SECONDS": str(limits.ttl_seconds),
-        "CRUCIBLE_SIDECAR_EVAL_STREAM_MAXLEN": str(limits.eval_stream_maxlen),
-        "CRUCIBLE_SIDECAR_GLOBAL_STREAM_MAXLEN": str(limits.global_stream_maxlen),
-    }

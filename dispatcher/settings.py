@@ -6,6 +6,7 @@ Environment variables carry the ``CRUCIBLE_`` prefix and ``__`` between nested n
 
 import ipaddress
 import pathlib
+import secrets
 from typing import Annotated, Literal, Self
 
 import pydantic
@@ -14,7 +15,12 @@ import pydantic_settings
 from dispatcher import quantities
 from dispatcher.backends.local_config import LocalConfig
 from dispatcher.kube.config import KubernetesConfig
-from sidecar import streams as sidecar_streams
+from wire import limits as wire_limits
+
+# One random key per process when none is configured: the backend that issues sidecar tokens
+# and the handler that checks them must agree.
+_PROCESS_INGEST_KEY = secrets.token_bytes(32)
+INGEST_KEY_MIN_BYTES = 32
 
 
 class Limits(pydantic.BaseModel):
@@ -141,6 +147,15 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     api_tokens_file: pathlib.Path | None = None
     """A file with one token per line (a mounted Secret); added to ``api_tokens``."""
 
+    ingest_key: pydantic.SecretStr | None = None
+    """The key each sidecar's credential is derived from (an HMAC of its evaluation id, good for
+    that evaluation alone). Unset: a random key for this process, fine for one dispatcher;
+    replicas, and a restarted dispatcher whose evaluations still run, need a shared one (the
+    chart generates it into a Secret)."""
+
+    ingest_key_file: pathlib.Path | None = None
+    """A file holding ``ingest_key`` (a mounted Secret); used when ``ingest_key`` is unset."""
+
     allow_unauthenticated: bool = False
     """Serve without tokens on a non-loopback address. Only behind something that
     authenticates for us."""
@@ -154,10 +169,10 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     limits: Limits = Limits()
     """Defaults and maxima of what a request may ask for."""
 
-    record_ttl_seconds: int = pydantic.Field(default=sidecar_streams.DEFAULT_TTL_SECONDS, gt=0)
+    record_ttl_seconds: int = pydantic.Field(default=wire_limits.DEFAULT_TTL_SECONDS, gt=0)
     """How long an evaluation record is kept after it was created."""
 
-    streams: sidecar_streams.Limits = sidecar_streams.Limits()
+    streams: wire_limits.StreamLimits = wire_limits.StreamLimits()
     """Lengths and lifetime of the event streams (must outlive records)."""
 
     consumer: ConsumerConfig = ConsumerConfig()
@@ -165,6 +180,10 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
 
     sse_heartbeat_seconds: float = pydantic.Field(default=15.0, gt=0)
     """A comment line is sent on an idle event stream this often, so proxies keep it open."""
+
+    sse_verify_wait_seconds: float = pydantic.Field(default=15.0, ge=0)
+    """After a terminal event that is not yet verified, how long an event stream stays open for
+    the verified one (the kubelet's record on Kubernetes; it may correct the first)."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the dispatcher's log (stderr)."""
@@ -196,6 +215,7 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     def _consistent(self) -> Self:
         if self.default_image not in self.images:
             raise ValueError(f"default_image {self.default_image!r} is not a key of images")
+        self.ingest_key_bytes()  # a short key or an unreadable file stops the start
         if self.streams.ttl_seconds < self.record_ttl_seconds:
             raise ValueError("streams.ttl_seconds must be at least record_ttl_seconds")
         if self.consumer.backoff_initial_seconds > self.consumer.backoff_max_seconds:
@@ -206,6 +226,29 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
                 "api_tokens_file, or allow_unauthenticated=true if something else authenticates"
             )
         return self
+
+    def ingest_key_bytes(self) -> bytes:
+        if self.ingest_key is not None:
+            key = self.ingest_key.get_secret_value().encode()
+        elif self.ingest_key_file is not None:
+            try:
+                key = self.ingest_key_file.read_bytes().strip()
+            except OSError as e:
+                raise ValueError(f"ingest_key_file: {e}") from None
+        else:
+            return _PROCESS_INGEST_KEY
+        if len(key) < INGEST_KEY_MIN_BYTES:
+            # Every pod's credential is derived from it: a guessable key is every pod's key.
+            raise ValueError(f"the ingest key must be at least {INGEST_KEY_MIN_BYTES} bytes")
+        return key
+
+    def sidecar_url(self) -> str:
+        """The dispatcher's URL as sidecars reach it."""
+        if self.backend == "kubernetes":
+            return self.kubernetes.sidecar_ingest_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     def tokens(self) -> tuple[str, ...]:
         """Every accepted token: the list plus the file's lines (read on each call)."""

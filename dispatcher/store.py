@@ -1,22 +1,16 @@
 """The status store: evaluation records in Redis, and the one way events change them.
 
-Keys (one owner: this module)::
-
-    crucible:eval:{eval_id}     hash, the record; every value is JSON text; expires after the
-                                record TTL
-    crucible:evals              sorted set of every eval_id, score created_at (listing)
-    crucible:evals:{status}     sorted set per status, same scores (listing with a filter);
-                                ``apply_event.lua`` moves an id between them
+Its keys are named in ``wire.keys``: the record hash, the index of every evaluation and one
+index per status (``apply_event.lua`` moves an id between those).
 
 Records are created by ``create_record.lua`` (exists -> the existing digest) and changed only by
-``apply_event.lua`` (the rules of ``statuses``), so concurrent dispatchers never interleave.
+``apply_event.lua`` (the status rules), so concurrent dispatchers never interleave.
 Index entries of expired records are dropped lazily (listing) and by ``prune``.
 """
 
 import base64
 import binascii
 import dataclasses
-import importlib.resources
 import json
 import time
 import uuid
@@ -28,23 +22,15 @@ import redis.asyncio
 
 from dispatcher import errors
 from dispatcher.records import Record, Status
-from sidecar import events, streams
+from wire import events, keys, scripts
 
-RECORD_PREFIX = "crucible:eval:"
-INDEX = "crucible:evals"
+INDEX = keys.INDEX
 _SYNC_CHUNK = 500
-
-
-def _script(name: str) -> str:
-    return importlib.resources.files("dispatcher").joinpath(name).read_text()
-
-
-def record_key(eval_id: str) -> str:
-    return f"{RECORD_PREFIX}{eval_id}"
+record_key = keys.record_key
 
 
 def status_index(status: Status) -> str:
-    return f"{INDEX}:{status.value}"
+    return keys.status_index(status.value)
 
 
 # Same order as STATUSES in apply_event.lua.
@@ -92,8 +78,8 @@ class Store:
     def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
         self._client = client
         self._ttl = ttl_seconds
-        self._create = client.register_script(_script("create_record.lua"))
-        self._apply = client.register_script(_script("apply_event.lua"))
+        self._create = client.register_script(scripts.CREATE_RECORD)
+        self._apply = client.register_script(scripts.APPLY_EVENT)
 
     async def create(self, record: Record) -> str | None:
         """Create ``record`` unless its eval_id exists; None if created, else the existing
@@ -125,8 +111,8 @@ class Store:
     async def remove(self, eval_id: str) -> None:
         """Undo a creation whose submission the backend refused (nothing else removes)."""
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(record_key(eval_id), streams.eval_stream(eval_id))
-            pipe.delete(streams.publish_meta(eval_id))
+            pipe.delete(record_key(eval_id), keys.eval_stream(eval_id))
+            pipe.delete(keys.publish_meta(eval_id))
             for key in [INDEX, *STATUS_INDEXES]:
                 pipe.zrem(key, eval_id)
             await pipe.execute()
@@ -152,7 +138,7 @@ class Store:
         start = "-"
         while True:
             entries = await self._client.xrange(
-                streams.eval_stream(eval_id), min=start, count=_SYNC_CHUNK
+                keys.eval_stream(eval_id), min=start, count=_SYNC_CHUNK
             )
             await self.apply_many(list(_status_events(entries)))
             if len(entries) < _SYNC_CHUNK:
@@ -235,7 +221,7 @@ def _record(raw: dict[bytes, bytes]) -> Record | None:
 
 def _status_events(entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> Iterable[events.Event]:
     for _, fields in entries:
-        raw = fields.get(streams.EVENT_FIELD.encode(), b"")
+        raw = fields.get(keys.EVENT_FIELD.encode(), b"")
         if b'"type":"output"' in raw:
             continue
         try:

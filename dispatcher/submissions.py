@@ -15,12 +15,12 @@ import logging
 import time
 import uuid
 
-from dispatcher import errors, metrics
+from dispatcher import errors, metrics, publish
 from dispatcher.backends.base import Backend, Submission
 from dispatcher.records import Record, Status
 from dispatcher.requests import Spec
 from dispatcher.store import Store
-from sidecar import events, streams
+from wire import events
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Submitter:
         *,
         backend: Backend,
         store: Store,
-        publisher: streams.Publisher,
+        publisher: publish.Publisher,
         registry: metrics.Registry,
     ) -> None:
         self._backend = backend

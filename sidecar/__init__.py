@@ -1,8 +1,9 @@
-"""The sidecar: runs beside every evaluation and turns the wrapper's state files into events.
+"""The sidecar: runs beside every evaluation and turns the wrapper's channel into events.
 
 ``python -m sidecar`` (settings from ``CRUCIBLE_SIDECAR_*``, see ``settings``). Modules:
-``watcher`` notices changes (inotify, else a short poll), ``tail`` reads the state directory
-into the ``outbox`` (the one ordered queue), ``publisher`` drains it into Redis through
-``streams`` (contract: the keys and ``publish.lua``), ``builders`` makes the ``events``,
-``progress`` lets a restarted sidecar resume exactly, ``service`` owns the lifetime.
+``channel`` holds the one connection from the wrapper (contract: ``wire.channel``), ``session``
+reads its frames into the ``spool`` (the sidecar's own capped copy of the output) and the
+``outbox`` (the one ordered queue), ``drain`` takes the outbox in batches and ``publisher``
+hands them to the dispatcher over ``transport`` (contract: ``wire.ingest``), ``builders`` makes
+the events (``wire.events``), ``service`` owns the lifetime. No Redis, no dispatcher imports.
 """

@@ -1,10 +1,9 @@
-"""Pure builders: the wrapper's records and output bytes in, events and dedup tokens out.
+"""Pure builders: the wrapper's channel records and output bytes in, events and dedup tokens out.
 
-Dedup tokens name content, not attempts: a retried publish, or a restarted sidecar publishing
-the same thing again, passes the same token and the publish script returns the first copy.
-An output chunk is named by stream, byte offset AND byte length, since a restarted sidecar may
-cut the file into different chunks; the same (stream, offset, length) is always the same bytes
-of an append-only file.
+Dedup tokens name content, not attempts: a retried batch passes the same tokens and the
+dispatcher's publish script returns the first copy of each. An output chunk is named by stream,
+byte offset AND byte length; the same (stream, offset, length) is always the same bytes of the
+append-only spool.
 """
 
 import codecs
@@ -13,7 +12,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from sidecar import events
+from wire import events
 
 Stream = Literal["stdout", "stderr"]
 STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
@@ -56,8 +55,10 @@ def tail_text(raw: bytes) -> str:
 
 def running_event(eval_id: str, started: dict[str, Any]) -> events.Event:
     started_at = started.get("started_at")
-    if not (isinstance(started_at, int | float) and math.isfinite(started_at)):
-        started_at = None  # user code can write the volume: a bad value is left out, not trusted
+    if isinstance(started_at, bool) or not (
+        isinstance(started_at, int | float) and math.isfinite(started_at)
+    ):
+        started_at = None  # a value that breaks the contract is left out, not passed on
     return events.Event(
         eval_id=eval_id, type=events.EventType.RUNNING, source="sidecar", started_at=started_at
     )
@@ -75,8 +76,8 @@ def output_event(eval_id: str, stream: Stream, offset: int, data: str) -> events
 
 
 class ExitRecord(pydantic.BaseModel):
-    """``exit.json`` as the wrapper writes it (``wrapper.state.exit_record``). The volume is
-    writable by user code, so it is validated rather than trusted."""
+    """The EXIT frame's record (``wire.channel.exit_record``). The wrapper is trusted, but a
+    record that breaks the contract becomes an ``error`` verdict rather than a crash."""
 
     model_config = pydantic.ConfigDict(extra="ignore")
 
@@ -87,7 +88,7 @@ class ExitRecord(pydantic.BaseModel):
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     wrapper_error: str | None = None
-    # Not in the contract yet: the wrapper's --timeout, for a precise "timeout after Ns".
+    # The wrapper's --timeout, for a precise "timeout after Ns".
     timeout_seconds: float | None = pydantic.Field(default=None, ge=0, allow_inf_nan=False)
 
 
@@ -111,9 +112,10 @@ def terminal_reason(record: ExitRecord) -> str | None:
 
 
 def terminal_event(
-    eval_id: str, raw_record: dict[str, Any], *, output: str, error: str
+    eval_id: str, raw_record: dict[str, Any], *, output: str, error: str, truncated: bool = False
 ) -> events.Event:
-    """The sidecar's verdict from ``exit.json``; unverified until the dispatcher checks it."""
+    """The sidecar's verdict from the EXIT record; unverified until the dispatcher checks it.
+    ``truncated``: the sidecar itself cut a stream at its cap (whatever the record says)."""
     try:
         record = ExitRecord.model_validate(raw_record)
     except pydantic.ValidationError as e:
@@ -124,6 +126,7 @@ def terminal_event(
             reason=f"unreadable exit record: {e.error_count()} invalid field(s)",
             output=events.tail(output),
             error=events.tail(error),
+            truncated=truncated,
             verified=False,
         )
     return events.Event(
@@ -136,6 +139,6 @@ def terminal_event(
         duration_seconds=record.duration_seconds,
         output=events.tail(output),
         error=events.tail(error),
-        truncated=record.stdout_truncated or record.stderr_truncated,
+        truncated=record.stdout_truncated or record.stderr_truncated or truncated,
         verified=False,
     )

@@ -1,145 +1,148 @@
-"""Drains the outbox into Redis, one event at a time, in order, through ``streams.Publisher``.
+"""Hands batches of events to the dispatcher (``wire.ingest``), retrying until they are in.
 
-Transient failures (connection refused or lost, timeouts, a server still loading its data) are
-retried with capped exponential backoff, the same event with the same dedup token, so order is
-kept and a reply lost after the script ran is not a duplicate. Everything else Redis answers
-(NOPERM, a wrong password, WRONGTYPE) cannot get better by retrying: it becomes
-``PublishRejectedError`` and the sidecar exits non-zero.
-
-The loop is ours rather than redis-py's ``Retry``: it must retry forever (Redis may be away for
-minutes), log once per outage, and treat ``AuthenticationError`` (a ``ConnectionError`` in
-redis-py) as permanent. It still takes its delays from redis-py's backoff.
+One batch at a time, in order. A failure to get an answer (connection refused or lost, a
+timeout) and the statuses that mean "not now" (503 with Retry-After, 502/504 from a proxy,
+408, 429) are retried forever with capped exponential backoff, the same batch with the same
+dedup tokens, so order is kept and a reply lost after the dispatcher stored the events is not a
+duplicate. Any other answer (401 wrong credential, 403, 404, 422 a batch that breaks the
+contract, 500) cannot get better by retrying: ``PublishRejectedError``, and the sidecar exits
+non-zero.
 """
 
 import asyncio
 import dataclasses
+import json
 import logging
-import os
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
-import redis.asyncio
-import redis.asyncio.retry
-import redis.backoff
-import redis.exceptions
-
-from sidecar import builders, errors, events, outbox, progress, settings, streams
+from sidecar import errors, transport
+from wire import events, ingest
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
-# Output chunks up to this size are read (and their progress saved) on the event loop.
-INLINE_READ_BYTES = 64 * 1024
+# A Retry-After is honoured up to this; the dispatcher asks for about a second.
+RETRY_AFTER_CAP_SECONDS = 30.0
+RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 
 
-def connect(config: settings.SidecarSettings) -> redis.asyncio.Redis:
-    """A client that fails fast, so ``EventPublisher`` sees every failure and owns the retries."""
-    return redis.asyncio.Redis.from_url(
-        str(config.redis_url),
-        password=config.redis_password(),
-        socket_timeout=config.redis_timeout_seconds,
-        socket_connect_timeout=config.redis_timeout_seconds,
-        retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
-    )
+class Client(Protocol):
+    """``transport.HttpClient``, or a fake of it in tests."""
+
+    async def post(
+        self, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> transport.Response: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """One item of a batch, already JSON (``{"token": ..., "event": ...}``)."""
+
+    token: str
+    json: bytes
+    terminal: bool = False
+    output_bytes: int = 0
+
+
+def encode(event: events.Event, token: str, output_bytes: int = 0) -> Encoded:
+    body = b'{"token":%s,"event":%s}' % (json.dumps(token).encode(), event.body_json().encode())
+    return Encoded(token, body, event.terminal, output_bytes)
+
+
+def batch_body(items: Sequence[Encoded]) -> bytes:
+    return b'{"events":[' + b",".join(item.json for item in items) + b"]}"
+
+
+def body_size(items: Sequence[Encoded]) -> int:
+    return len(b'{"events":[]}') + sum(len(item.json) + 1 for item in items) - 1
 
 
 @dataclasses.dataclass
 class Counts:
     events: int = 0
     duplicates: int = 0
+    dropped: int = 0  # refused by the dispatcher's per-evaluation byte budget
     output_bytes: int = 0
+    batches: int = 0
     retries: int = 0
 
 
-class EventPublisher:
-    def __init__(self, sink: streams.Publisher) -> None:
-        self._sink = sink
-        self._backoff = redis.backoff.ExponentialWithJitterBackoff(
-            cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS
-        )
+class IngestPublisher:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        eval_id: str,
+        token: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._path = ingest.path(eval_id)
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        }
+        self._sleep = sleep
         self.counts = Counts()
 
-    async def publish(self, event: events.Event, token: str) -> streams.Published:
+    async def publish(self, items: Sequence[Encoded]) -> None:
+        """Return once the dispatcher has the batch; raise ``PublishRejectedError`` if never."""
+        body = batch_body(items)
         failures = 0
         while True:
             try:
-                result = await self._sink.publish(event, token=token)
-            except redis.exceptions.AuthenticationError as e:
-                raise errors.PublishRejectedError(errors.bounded(f"redis: {e}")) from e
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-                failures += 1
-                self.counts.retries += 1
-                if failures == 1:
-                    log.warning(
-                        "redis unavailable (%s); retrying %s", errors.bounded(str(e)), token
-                    )
-                await asyncio.sleep(self._backoff.compute(failures))
-                continue
-            except redis.exceptions.RedisError as e:
-                raise errors.PublishRejectedError(errors.bounded(f"redis: {e}")) from e
-            if failures:
-                log.info("redis is back after %d failed attempts", failures)
-            self.counts.events += 1
-            self.counts.duplicates += result.duplicate
-            return result
-
-
-class OutboxDrain:
-    """The single publisher task: takes items from the outbox in order until it says stop."""
-
-    def __init__(
-        self,
-        box: outbox.Outbox,
-        publisher: EventPublisher,
-        *,
-        eval_id: str,
-        state_dir: str,
-        exit_after_terminal: bool,
-    ) -> None:
-        self._box = box
-        self._publisher = publisher
-        self._eval_id = eval_id
-        self._state_dir = state_dir
-        self._exit_after_terminal = exit_after_terminal
-
-    async def run(self) -> None:
-        """Return when the outbox is closed and empty, or the terminal event is out and the
-        sidecar should exit after it."""
-        while (item := await self._box.next()) is not None:
-            if isinstance(item, outbox.EventItem):
-                await self._publisher.publish(item.event, item.token)
-                self._box.done_event(item)
-                if item.event.terminal and self._exit_after_terminal:
-                    return
+                response = await self._client.post(self._path, body, self._headers)
+            except errors.IngestUnavailableError as e:
+                problem, delay = str(e), None
             else:
-                await self._publish_output(item)
+                if 200 <= response.status < 300:
+                    if failures:
+                        log.info("ingest is back after %d failed attempts", failures)
+                    self._count(items, response.body)
+                    return
+                problem = f"ingest answered {response.status}"
+                if response.status not in RETRY_STATUSES:
+                    detail = response.body.decode("utf-8", "replace")
+                    raise errors.PublishRejectedError(errors.bounded(f"{problem}: {detail}"))
+                delay = retry_after(response.headers.get("retry-after"))
+            failures += 1
+            self.counts.retries += 1
+            if failures == 1:
+                log.warning("%s; retrying %d events", errors.bounded(problem), len(items))
+            await self._sleep(backoff(failures) if delay is None else delay)
 
-    async def _publish_output(self, item: outbox.OutputItem) -> None:
-        offsets = self._box.published_offsets()
-        if item.limit <= INLINE_READ_BYTES:
-            # A small chunk is read and recorded at once: a thread hop costs more than the work.
-            chunk, data = self._prepare(item, offsets)
-        else:
-            chunk, data = await asyncio.to_thread(self._prepare, item, offsets)
-        if chunk.length:
-            event = builders.output_event(self._eval_id, chunk.stream, chunk.offset, data)
-            await self._publisher.publish(
-                event, builders.output_token(chunk.stream, chunk.offset, chunk.length)
-            )
-            self._publisher.counts.output_bytes += chunk.length
-        self._box.done_output(item, chunk.length)
-
-    def _prepare(
-        self, item: outbox.OutputItem, offsets: dict[builders.Stream, int]
-    ) -> tuple[progress.Chunk, str]:
-        """Read and cut the chunk, then record it as in flight before it is published."""
+    def _count(self, items: Sequence[Encoded], reply: bytes) -> None:
+        self.counts.batches += 1
+        self.counts.events += len(items)
+        self.counts.output_bytes += sum(item.output_bytes for item in items)
         try:
-            with open(os.path.join(self._state_dir, item.stream), "rb") as f:
-                f.seek(item.offset)
-                raw = f.read(item.limit)
-        except FileNotFoundError:
-            raw = b""  # a replayed chunk of a file that is gone: nothing left to send
-        data, used = builders.decode_chunk(raw, final=item.final or item.exact)
-        chunk = progress.Chunk(item.stream, item.offset, used)
-        if used:
-            progress.save(self._state_dir, progress.Progress(published=offsets, inflight=chunk))
-        return chunk, data
+            results = json.loads(reply)["results"]
+            self.counts.duplicates += sum(bool(r.get("duplicate")) for r in results)
+            dropped = sum(bool(r.get("dropped")) for r in results)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("ingest accepted a batch with an unreadable reply")
+            return
+        if dropped:
+            self.counts.dropped += dropped
+            log.warning("ingest dropped %d events over the evaluation's budget", dropped)
+
+
+def backoff(failures: int) -> float:
+    """Capped exponential, jittered down to half so retrying sidecars spread out."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** min(failures - 1, 32))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the HTTP-date form is not used by the dispatcher)."""
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, RETRY_AFTER_CAP_SECONDS)

@@ -9,8 +9,11 @@ from typing import Literal
 import pydantic
 import pydantic_settings
 
-from sidecar import streams
-from wrapper import state
+from wire import channel, limits
+
+DEFAULT_SPOOL_DIR = "/crucible/spool"
+# JSON escapes a control byte as 6 bytes (\u00XX): chunks up to this size always fit one body.
+MAX_BATCH_BYTES = limits.INGEST_BODY_MAX_BYTES // 8
 
 
 class SidecarSettings(pydantic_settings.BaseSettings):
@@ -20,78 +23,69 @@ class SidecarSettings(pydantic_settings.BaseSettings):
         frozen=True,
         use_attribute_docstrings=True,
         extra="ignore",
+        # A start-up error must not print the credential it was given.
+        hide_input_in_errors=True,
     )
 
     eval_id: str = pydantic.Field(min_length=1, max_length=256)
-    """The evaluation this sidecar reports on; part of every event and Redis key. Required."""
+    """The evaluation this sidecar reports on; part of every event and of the ingest path."""
 
-    redis_url: pydantic.RedisDsn = pydantic.RedisDsn("redis://127.0.0.1:6379/0")
-    """Where events go. A user name may be in the URL (``redis://sidecar@host:6379/0``); the
-    password is better passed as a file (``redis_password_file``)."""
+    socket_path: pathlib.Path = pathlib.Path(channel.DEFAULT_SOCKET)
+    """Where the wrapper's channel socket is bound. Its directory is a volume the main container
+    mounts read-only: the wrapper can connect, user code cannot replace the socket."""
 
-    redis_password_file: pathlib.Path | None = None
-    """A file holding the Redis password (Kubernetes mounts the sidecar's ACL password as a
-    Secret volume); surrounding whitespace is ignored. None: the URL's password, if any."""
+    peer_parent_pid: int | None = pydantic.Field(default=None, gt=0)
+    """Accept only a connection whose process is a child of this pid (``SO_PEERCRED``). The
+    local backend sets its own pid: the wrapper is its child, while code of other evaluations
+    (same user, same machine) is not. Unset in pods, where only the pod can reach the socket
+    and the wrapper's pid is in another PID namespace."""
 
-    redis_timeout_seconds: float = pydantic.Field(default=5.0, gt=0)
-    """Socket timeout for connecting and for each publish; a hung server counts as unavailable
-    and the publish is retried (the dedup token makes a retry of a lost reply harmless)."""
+    spool_dir: pathlib.Path = pathlib.Path(DEFAULT_SPOOL_DIR)
+    """A directory only the sidecar can reach (an emptyDir mounted in the sidecar container
+    alone): the output received on the channel, and the marker of an accepted channel, which
+    tells a restarted sidecar to trust no new connection."""
 
-    state_dir: pathlib.Path = pathlib.Path(state.DEFAULT_STATE_DIR)
-    """The wrapper's state directory (the shared volume); see ``wrapper.state``."""
+    ingest_url: pydantic.AnyHttpUrl
+    """Base URL of the dispatcher that takes this sidecar's events (``wire.ingest``), e.g.
+    ``http://crucible.ns.svc:8080``. A path prefix is kept."""
 
-    ttl_seconds: int = pydantic.Field(default=streams.DEFAULT_TTL_SECONDS, gt=0)
-    """How long the evaluation's stream and publish metadata live after the last event."""
+    ingest_token: pydantic.SecretStr = pydantic.Field(min_length=1)
+    """The per-evaluation credential for ingest (Bearer). Good for this evaluation only."""
 
-    eval_stream_maxlen: int = pydantic.Field(default=streams.DEFAULT_EVAL_STREAM_MAXLEN, gt=0)
-    """Approximate cap (MAXLEN ~) of the evaluation's own stream."""
+    ingest_timeout_seconds: float = pydantic.Field(default=10.0, gt=0)
+    """Connecting plus one request and its reply; past it the request counts as failed and the
+    same batch is retried (its dedup tokens make a lost reply harmless)."""
 
-    global_stream_maxlen: int = pydantic.Field(default=streams.DEFAULT_GLOBAL_STREAM_MAXLEN, gt=0)
-    """Approximate cap (MAXLEN ~) of the stream of all evaluations."""
+    output_cap_bytes: int = pydantic.Field(default=channel.DEFAULT_OUTPUT_CAP_BYTES, ge=1)
+    """Most bytes per stream the sidecar keeps and publishes, whatever the wrapper sends; the
+    truncation marker follows once, the rest is dropped and counted."""
 
-    batch_bytes: int = pydantic.Field(default=64 * 1024, ge=64)
-    """Most output bytes in one ``output`` event. 64 KiB keeps 8 MiB of output (the wrapper's
-    cap) to about 130 events per stream while each event stays small for SSE clients."""
+    batch_bytes: int = pydantic.Field(default=64 * 1024, ge=64, le=MAX_BATCH_BYTES)
+    """Most output bytes in one ``output`` event. 64 KiB keeps 8 MiB of output (the cap) to
+    about 130 events per stream while each event stays small for SSE clients."""
 
     batch_interval_seconds: float = pydantic.Field(default=0.02, ge=0)
     """How long new output may wait for more before it is published: trades a little latency
     for far fewer events when a program prints many small lines."""
 
-    backlog_max_bytes: int = pydantic.Field(default=16 * 1024 * 1024, ge=1024)
-    """Most unpublished output per stream. The output files are the buffer, so this bounds how
-    far publishing may fall behind (e.g. while Redis is away), not memory; beyond it the oldest
-    unpublished bytes are skipped and counted as lost. Above the wrapper's 8 MiB cap by default,
-    so nothing is skipped unless the files grow past it."""
-
     drain_deadline_seconds: float = pydantic.Field(default=10.0, gt=0)
-    """After SIGTERM, how long the sidecar may keep publishing what it holds before it gives up.
-    Must stay below the pod's terminationGracePeriodSeconds (30 s by default)."""
+    """After SIGTERM, how long the sidecar may keep reading the channel and publishing before it
+    gives up. Must stay below the pod's terminationGracePeriodSeconds (30 s by default)."""
 
     exit_after_terminal: bool = True
-    """Exit 0 once the terminal event is published: right for the local backend and for a plain
-    sidecar container (clusters before 1.29), whose exit lets the Job complete. Set false for a
+    """Exit 0 once everything is published (the terminal event last): right for the local
+    backend and for a plain sidecar container, whose exit lets the Job complete. Set false for a
     native sidecar (restartPolicy: Always), which the kubelet would restart: it stays up until
     SIGTERM."""
-
-    watch: Literal["auto", "inotify", "poll"] = "auto"
-    """How to notice changes in the state directory: inotify where the kernel offers it (auto),
-    else a short poll. ``poll`` forces the fallback (tests, exotic filesystems)."""
-
-    poll_interval_seconds: float = pydantic.Field(default=0.05, gt=0)
-    """Poll period of the fallback watcher; also bounds the latency of events without inotify."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the sidecar's stderr log."""
 
-    def redis_password(self) -> str | None:
-        """The password from ``redis_password_file``; None when no file is configured."""
-        if self.redis_password_file is None:
-            return None
-        return self.redis_password_file.read_text(encoding="utf-8").strip()
-
-    def limits(self) -> streams.Limits:
-        return streams.Limits(
-            eval_stream_maxlen=self.eval_stream_maxlen,
-            global_stream_maxlen=self.global_stream_maxlen,
-            ttl_seconds=self.ttl_seconds,
-        )
+    @pydantic.field_validator("ingest_token")
+    @classmethod
+    def _header_safe(cls, value: pydantic.SecretStr) -> pydantic.SecretStr:
+        # It goes into an HTTP header as is: visible ASCII only (an HMAC hex digest is).
+        token = value.get_secret_value()
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            raise ValueError("the ingest token must be visible ASCII")
+        return value

@@ -1,16 +1,19 @@
 """The user's command, run as the leader of its own process group, and the reaping of children.
 
 The wrapper may be PID 1 of a container, so every orphan of the evaluation is re-parented to it:
-reaping collects every exited child, not just the command.
+reaping collects every exited child, not just the command. The main thread reaps while the signal
+thread signals the group, so a lock keeps a signal from reaching the group id once the leader is
+reaped (its pid, and with it the group id, may then belong to someone else).
 """
 
 import contextlib
 import os
 import signal
 import subprocess
-from typing import List, NamedTuple, Optional, Tuple
+import threading
+from typing import List, NamedTuple, Optional
 
-from wrapper import state
+from wire import channel
 
 
 class SpawnError(Exception):
@@ -31,26 +34,42 @@ def decode_wait_status(status: int) -> ExitStatus:
     """``os.waitstatus_to_exitcode`` is 3.9+; a death by signal N becomes 128+N, as in shells."""
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        return ExitStatus(state.EXIT_SIGNAL_BASE + number, number)
+        return ExitStatus(channel.EXIT_SIGNAL_BASE + number, number)
     return ExitStatus(os.WEXITSTATUS(status), None)
 
 
 def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
-    """Start ``command`` in a new session (so in a process group of its own)."""
+    """Start ``command`` in a new session (so in a process group of its own).
+
+    Call it while the wrapper has no other thread: ``preexec_fn`` runs Python in the forked child.
+    The command gets an empty signal mask; dispositions need nothing, exec resets the caught ones
+    to the default and ``restore_signals`` the ones Python ignores.
+    """
     try:
         popen = subprocess.Popen(
-            command, stdout=stdout_fd, stderr=stderr_fd, close_fds=True, start_new_session=True
+            command,
+            stdin=None,
+            stdout=stdout_fd,
+            stderr=stderr_fd,
+            close_fds=True,
+            start_new_session=True,
+            restore_signals=True,
+            preexec_fn=_empty_signal_mask,
         )
     except (FileNotFoundError, NotADirectoryError) as error:
         if os.sep in command[0] and os.path.exists(command[0]):
             reason = f"cannot execute: {error} (its #! interpreter is missing)"
-            raise SpawnError(state.EXIT_NOT_EXECUTABLE, reason) from error
-        raise SpawnError(state.EXIT_NOT_FOUND, f"command not found: {error}") from error
+            raise SpawnError(channel.EXIT_NOT_EXECUTABLE, reason) from error
+        raise SpawnError(channel.EXIT_NOT_FOUND, f"command not found: {error}") from error
     except OSError as error:
         if error.filename is None:
             raise  # fork failed (no memory, process limit): the wrapper's failure, not the file's
-        raise SpawnError(state.EXIT_NOT_EXECUTABLE, f"cannot execute: {error}") from error
+        raise SpawnError(channel.EXIT_NOT_EXECUTABLE, f"cannot execute: {error}") from error
     return Child(popen)
+
+
+def _empty_signal_mask() -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 class Child:
@@ -60,16 +79,26 @@ class Child:
         self.pid = popen.pid
         self.status: Optional[ExitStatus] = None
         self._popen = popen
-        # Set once the group was killed at the leader's exit: after the leader is reaped its
-        # pid, and with it the group id, may belong to someone else.
+        # Set once the group was killed at the leader's exit, under the lock, with the reaping.
         self._group_done = False
+        self._lock = threading.Lock()
 
     def signal_group(self, number: int) -> None:
-        if self._group_done:
-            return
-        # ESRCH: the group is empty (a zombie leader's group can still be signalled).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, number)
+        with self._lock:
+            self._signal_group(number)
+
+    def has_exited(self) -> bool:
+        """Whether the command has ended, reaped or not (the zombie is left in place)."""
+        with self._lock:
+            if self.status is not None:
+                return True
+            if not hasattr(os, "waitid"):
+                return False
+            try:
+                info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return True
+            return info is not None
 
     def reap(self) -> bool:
         """Reap every exited child of the wrapper; True once the command's status is known.
@@ -78,13 +107,9 @@ class Child:
         running, maybe holding the output pipes) is killed while the unreaped leader still pins
         the group id, so the signal cannot reach a stranger.
         """
-        while True:
-            reaped = self._reap_one()
-            if reaped is None:
-                return self.status is not None
-            pid, status = reaped
-            if pid == self.pid:
-                self._set_status(status)
+        while self._reap_one():
+            pass
+        return self.status is not None
 
     def kill_group(self) -> None:
         self.signal_group(signal.SIGKILL)
@@ -93,31 +118,47 @@ class Child:
         """Last resort on an internal error: the command must not outlive the wrapper."""
         if self.status is None:
             self.kill_group()
-            _, status = os.waitpid(self.pid, 0)
-            self._set_status(status)
+            with self._lock:
+                _, status = os.waitpid(self.pid, 0)
+                self._set_status(status)
+
+    def _signal_group(self, number: int) -> None:
+        if self._group_done:
+            return
+        # ESRCH: the group is empty (a zombie leader's group can still be signalled).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, number)
 
     def _set_status(self, status: int) -> None:
         self.status = decode_wait_status(status)
         self._popen.returncode = self.status.exit_code  # reaped here, so no longer Popen's
         self._group_done = True
 
-    def _reap_one(self) -> Optional[Tuple[int, int]]:
-        """Reap one exited child: (pid, wait status), or None when none has exited."""
+    def _reap_one(self) -> bool:
+        """Reap one exited child; False when none has exited."""
         try:
-            if hasattr(os, "waitid"):
-                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                if info is None:
-                    return None
-                if info.si_pid == self.pid:
-                    self.kill_group()  # the zombie leader still pins the group id
-                return os.waitpid(info.si_pid, 0)
-            # No waitid (macOS before Python 3.13): reap blindly and kill the group just after
-            # the leader's reaping, a negligible window for pid reuse on a laptop.
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not hasattr(os, "waitid"):
+                return self._reap_blindly()
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is None:
+                return False
+            if info.si_pid != self.pid:
+                os.waitpid(info.si_pid, 0)
+                return True
+            with self._lock:
+                self._signal_group(signal.SIGKILL)  # the zombie leader still pins the group id
+                _, status = os.waitpid(self.pid, 0)
+                self._set_status(status)
+            return True
         except ChildProcessError:
-            return None
-        if pid == 0:
-            return None
-        if pid == self.pid:
-            self.kill_group()
-        return pid, status
+            return False
+
+    def _reap_blindly(self) -> bool:
+        # No waitid (macOS before Python 3.13): kill the group just after the leader's reaping,
+        # a negligible window for pid reuse on a laptop.
+        with self._lock:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == self.pid:
+                self._signal_group(signal.SIGKILL)
+                self._set_status(status)
+        return pid != 0

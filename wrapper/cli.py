@@ -1,18 +1,24 @@
-"""``crucible-wrapper [--timeout S] [--grace S] [--state-dir DIR] [--output-cap BYTES] -- CMD...``
+"""``crucible-wrapper [--timeout S] [--grace S] [--channel PATH] [--connect-timeout S]
+[--output-cap BYTES] -- CMD...``
 
-Configuration is argv first, then the environment (``CRUCIBLE_STATE_DIR``); bad usage exits 2
-with argparse's message, before anything is written.
+Configuration is argv first, then the environment (``CRUCIBLE_CHANNEL``); bad usage exits 2
+with argparse's message, before anything is done.
 """
 
 import argparse
 import math
+import os
 import sys
 from typing import List, Optional
 
-from wrapper import runner, state
+from wire import channel
+from wrapper import runner
 
 PROG = "crucible-wrapper"
-USAGE = PROG + " [--timeout S] [--grace S] [--state-dir DIR] [--output-cap BYTES] -- CMD [ARG...]"
+USAGE = (
+    PROG + " [--timeout S] [--grace S] [--channel PATH] [--connect-timeout S] "
+    "[--output-cap BYTES] -- CMD [ARG...]"
+)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -30,7 +36,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return runner.run(
         runner.Options(
             command=command,
-            state_dir=options.state_dir,
+            channel_path=options.channel,
+            connect_timeout_seconds=options.connect_timeout,
             timeout_seconds=options.timeout,
             grace_seconds=options.grace,
             output_cap_bytes=options.output_cap,
@@ -42,10 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         usage=USAGE,
-        description="Run CMD in its own process group, tee its output into the state directory, "
-        "enforce a wall-clock timeout and record how it ended. Exits with CMD's exit code "
-        "(128+N if it died of signal N, 127 if not found, 126 if not executable, "
-        "125 if the wrapper itself failed).",
+        description="Connect to the sidecar's channel, then run CMD in its own process group, "
+        "pass its output through and send it (capped) on the channel, enforce a wall-clock "
+        "timeout and report how it ended. Exits with CMD's exit code (128+N if it died of "
+        "signal N, 127 if not found, 126 if not executable, 125 if the wrapper itself failed, "
+        "without running CMD if there is no channel).",
     )
     parser.add_argument(
         "--timeout",
@@ -64,19 +72,27 @@ def _parser() -> argparse.ArgumentParser:
         "(default: 5)",
     )
     parser.add_argument(
-        "--state-dir",
-        default=state.state_dir_from_env(),
-        metavar="DIR",
-        help="where started.json, stdout, stderr and exit.json go "
-        f"(default: ${state.STATE_DIR_ENV} or {state.DEFAULT_STATE_DIR})",
+        "--channel",
+        default=os.environ.get(channel.CHANNEL_ENV) or channel.DEFAULT_SOCKET,
+        metavar="PATH",
+        help="the sidecar's Unix socket "
+        f"(default: ${channel.CHANNEL_ENV} or {channel.DEFAULT_SOCKET})",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=channel.DEFAULT_CONNECT_TIMEOUT_SECONDS,
+        metavar="S",
+        help="how long to wait for the sidecar's socket and its ACK before giving up, with exit "
+        f"code 125 and without running CMD (default: {channel.DEFAULT_CONNECT_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--output-cap",
         type=_byte_count,
-        default=state.DEFAULT_OUTPUT_CAP_BYTES,
+        default=channel.DEFAULT_OUTPUT_CAP_BYTES,
         metavar="BYTES",
-        help="largest size kept of each of stdout and stderr in the state directory; the rest is "
-        f"still passed through (default: {state.DEFAULT_OUTPUT_CAP_BYTES})",
+        help="most bytes of each of stdout and stderr sent on the channel; the rest is still "
+        f"passed through (default: {channel.DEFAULT_OUTPUT_CAP_BYTES})",
     )
     return parser
 

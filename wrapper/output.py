@@ -1,17 +1,20 @@
-"""Copy one of the child's output pipes to the wrapper's own stream and to a capped state file.
+"""Copy one of the child's output pipes to the wrapper's own stream and, capped, to the channel.
 
-Bytes in, bytes out: nothing is decoded, so binary output survives. Past the cap the state file
-gets the truncation marker once and nothing more, but the pipe is still drained and passed
-through, so the child never blocks on a full pipe and ``kubectl logs`` still sees everything.
+Bytes in, bytes out: nothing is decoded, so binary output survives. At the cap the channel gets
+the bytes up to it, then the truncation marker once, and nothing more; the pipe is still drained
+and passed through, so the child never blocks on a full pipe and ``kubectl logs`` sees it all.
 """
 
 import contextlib
 import os
 import select
 import sys
-from typing import Callable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Optional, Tuple, Union
 
-from wrapper import state
+from wire import channel
+
+if TYPE_CHECKING:  # link imports this module (for say)
+    from wrapper import link
 
 # One read takes up to a whole (enlarged) pipe buffer: few syscalls for 200 MB of output.
 READ_CHUNK_BYTES = 1024 * 1024
@@ -19,8 +22,14 @@ PIPE_BUFFER_BYTES = 1024 * 1024
 # fcntl.F_SETPIPE_SZ only exists as a name from Python 3.10; the value is Linux's.
 _F_SETPIPE_SZ = 1031
 # os.splice (Python 3.10+, Linux) moves pipe pages without copying them through the wrapper:
-# used for what only passes through, once the state file is full. Older Pythons copy.
+# used for what only passes through, once nothing more goes to the channel. Older Pythons copy.
 _SPLICE: Optional[Callable[[int, int, int], int]] = getattr(os, "splice", None)
+
+
+def say(message: str) -> None:
+    """A message of the wrapper's own, on its stderr (between the command's chunks)."""
+    sys.stderr.write(f"crucible-wrapper: {message}\n")
+    sys.stderr.flush()
 
 
 def make_pipe() -> Tuple[int, int]:
@@ -48,17 +57,28 @@ def write_all(fd: int, data: Union[bytes, memoryview]) -> None:
 
 
 class CappedTee:
-    """One stream of the child: ``source_fd`` (pipe) to ``passthrough_fd`` and a capped file."""
+    """One stream of the child: ``source_fd`` (pipe) to ``passthrough_fd`` and, capped, to
+    ``link`` as frames of ``kind``."""
 
-    def __init__(self, source_fd: int, passthrough_fd: int, path: str, cap_bytes: int) -> None:
+    def __init__(
+        self,
+        source_fd: int,
+        passthrough_fd: int,
+        sink: "link.Link",
+        kind: bytes,
+        cap_bytes: int,
+    ) -> None:
         self.source_fd = source_fd
         self.truncated = False
         self._passthrough_fd: Optional[int] = passthrough_fd
-        self._path = path
-        self._file_fd: Optional[int] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._sink = sink
+        self._kind = kind
         self._room = cap_bytes
         self._source_open = True
         self._splice = _SPLICE
+        # Reused for every read: no allocation per chunk; the channel copies before it returns.
+        self._buffer = bytearray(READ_CHUNK_BYTES)
+        self._view = memoryview(self._buffer)
 
     @property
     def source_open(self) -> bool:
@@ -66,7 +86,8 @@ class CappedTee:
 
     def pump(self) -> bool:
         """Copy what the pipe holds (one read); False once the pipe is at end of file."""
-        if self.truncated and self._passthrough_fd is not None and self._splice is not None:
+        capturing = not self.truncated and self._sink.alive
+        if not capturing and self._passthrough_fd is not None and self._splice is not None:
             try:
                 moved = self._splice(self.source_fd, self._passthrough_fd, READ_CHUNK_BYTES)
             except OSError:
@@ -76,12 +97,14 @@ class CappedTee:
                 if moved == 0:
                     self.close_source()
                 return moved > 0
-        data = os.read(self.source_fd, READ_CHUNK_BYTES)
-        if not data:
+        size = os.readv(self.source_fd, [self._buffer])
+        if not size:
             self.close_source()
             return False
+        data = self._view[:size]
         self._pass_through(data)
-        self._capture(data)
+        if capturing:
+            self._capture(data)
         return True
 
     def close_source(self) -> None:
@@ -89,14 +112,7 @@ class CappedTee:
             self._source_open = False
             os.close(self.source_fd)
 
-    def close(self) -> None:
-        """Close the pipe and the state file (nothing is buffered: every chunk is written)."""
-        self.close_source()
-        if self._file_fd is not None:
-            fd, self._file_fd = self._file_fd, None
-            os.close(fd)
-
-    def _pass_through(self, data: bytes) -> None:
+    def _pass_through(self, data: memoryview) -> None:
         if self._passthrough_fd is None:
             return
         try:
@@ -105,20 +121,13 @@ class CappedTee:
             # Our own stdout/stderr is gone (closed pipe, no terminal): keep capturing.
             self._passthrough_fd = None
 
-    def _capture(self, data: bytes) -> None:
-        if self._file_fd is None or self.truncated:
+    def _capture(self, data: memoryview) -> None:
+        if len(data) <= self._room:
+            self._room -= len(data)
+            self._sink.send_output(self._kind, data)
             return
-        try:
-            if len(data) <= self._room:
-                write_all(self._file_fd, data)
-                self._room -= len(data)
-                return
-            write_all(self._file_fd, memoryview(data)[: self._room])
-            self._room = 0
-            self.truncated = True
-            write_all(self._file_fd, state.TRUNCATION_MARKER)
-        except OSError as error:
-            # A full volume must not stop the run: the rest only goes to the wrapper's stream.
-            self.truncated = True
-            sys.stderr.write(f"crucible-wrapper: stopped capturing {self._path}: {error}\n")
-            sys.stderr.flush()
+        self.truncated = True
+        if self._room and not self._sink.send_output(self._kind, data[: self._room]):
+            return
+        self._room = 0
+        self._sink.send_output(self._kind, memoryview(channel.TRUNCATION_MARKER))

@@ -1,9 +1,11 @@
 """Build the single-file wrapper: ``python -m wrapper.pack OUT``.
 
 The result is a zipapp (stdlib ``zipapp`` format: a ``#!`` line and a zip) holding the
-``wrapper`` package, runnable as ``python -I -S OUT -- CMD...`` by any CPython >= 3.8. It is
-reproducible: entries are sorted, stored uncompressed (no dependence on the zlib version) and
-carry a fixed timestamp and mode, so the same sources always give the same bytes.
+``wrapper`` package and, of the ``wire`` package, only its docstring-only ``__init__``,
+``channel`` and ``hardening`` (stdlib only, 3.8; the rest of ``wire`` is not), runnable as
+``python -I -S OUT -- CMD...`` by any CPython >= 3.8. It is reproducible: entries are sorted,
+stored uncompressed (no dependence on the zlib version) and carry a fixed timestamp and mode,
+so the same sources always give the same bytes.
 """
 
 import io
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 INTERPRETER = "/usr/bin/env python3"
+# The parts of the wire contract the wrapper imports; each must stay stdlib-only and 3.8-valid.
+WIRE_MODULES = ("__init__.py", "channel.py", "hardening.py")
 FILE_NAME = "crucible-wrapper"
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 _UNIX = 3
@@ -49,6 +53,8 @@ def _zip_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         _add(archive, "__main__.py", _MAIN)
+        for name in WIRE_MODULES:
+            _add(archive, "wire/" + name, (package.parent / "wire" / name).read_bytes())
         for source in sorted(package.glob("*.py")):
             _add(archive, "wrapper/" + source.name, source.read_bytes())
     return buffer.getvalue()

@@ -1,112 +1,109 @@
-"""Run the command under supervision and leave its records in the state directory.
+"""Run the command under supervision and report it on the channel to the sidecar.
 
-Order of the files, which the sidecar relies on: ``stdout``/``stderr`` are created (empty)
-before the command starts, ``started.json`` right after it started, and ``exit.json`` last,
-once both output files are complete and closed.
+Start-up, in this order, and the command runs only if all of it worked: the wrapper becomes
+non-dumpable, blocks the signals it acts on, and opens the channel (HELLO, then the sidecar's
+ACK). Then: STARTED once the command is spawned, its output as it comes, and EXIT last. The
+wrapper writes no files: anything in the shared volumes is user code's to rewrite.
 """
 
-import contextlib
+import json
 import os
 import selectors
-import sys
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from wrapper import child, output, state, termination
+from wire import channel, hardening
+from wrapper import child, link, output, termination
 
 # After the command exits and its group is killed, the pipes normally reach end of file at once;
 # a process that escaped the group (setsid) may hold them open, so stop waiting after this.
 DRAIN_SECONDS = 2.0
 # SIGCHLD wakes the loop; this is only a safety net, never the way exits are noticed.
 REAP_POLL_SECONDS = 1.0
+# STARTED must fit in one frame; a command line beyond this is cut (it is the dispatcher's).
+COMMAND_BUDGET_BYTES = channel.MAX_FRAME // 2
+COMMAND_CUT = "[crucible: command truncated]"
+# wrapper_error quotes paths and exceptions; JSON may escape a char as 6, and EXIT must fit too.
+ERROR_CHARS = 4096
 
 
 class Options(NamedTuple):
     command: List[str]
-    state_dir: str
+    channel_path: str
+    connect_timeout_seconds: float = channel.DEFAULT_CONNECT_TIMEOUT_SECONDS
     timeout_seconds: Optional[float] = None
     grace_seconds: float = 5.0
-    output_cap_bytes: int = state.DEFAULT_OUTPUT_CAP_BYTES
+    output_cap_bytes: int = channel.DEFAULT_OUTPUT_CAP_BYTES
 
 
 def run(options: Options) -> int:
     """Run the command; return the exit code for the wrapper (the command's, as a shell does)."""
-    record = state.exit_record(
-        state.EXIT_WRAPPER_FAILED, wrapper_error="wrapper failed before recording a result"
-    )
+    parent_pid = os.getppid()  # before anything can re-parent us: the one sender to trust
     try:
-        record = _supervise(options)
+        hardening.make_undumpable()
+        termination.block()
+        sink = link.connect(options.channel_path, options.connect_timeout_seconds)
+    except (hardening.HardeningError, link.ConnectError) as error:
+        output.say(f"{error}; the command was not run")
+        return channel.EXIT_WRAPPER_FAILED
+    record = _failure(options, "wrapper failed before recording a result")
+    try:
+        record = _supervise(options, sink, parent_pid)
     except Exception as error:
         import traceback  # only on this path: start-up time counts for every evaluation
 
         traceback.print_exc()
-        record = state.exit_record(
-            state.EXIT_WRAPPER_FAILED, wrapper_error=f"wrapper failed: {_describe(error)}"
-        )
+        record = _failure(options, f"wrapper failed: {type(error).__name__}: {error}")
     finally:
-        _write_exit(options.state_dir, record)
+        sink.send_record(channel.EXIT, record)
+        sink.close()
     return int(record["exit_code"])
 
 
-def _supervise(options: Options) -> Dict[str, Any]:
-    # Signals first: a SIGTERM during start-up is then held for the command, not fatal to us.
+def _supervise(options: Options, sink: link.Link, parent_pid: int) -> Dict[str, Any]:
     wakeup_read, wakeup_write = os.pipe()
     for fd in (wakeup_read, wakeup_write):
         os.set_blocking(fd, False)
-    terminator = termination.Terminator(options.grace_seconds)
-    terminator.install(wakeup_write)
-    directory = options.state_dir
+    terminator = termination.Terminator(options.grace_seconds, wakeup_write, parent_pid)
     tees: List[output.CappedTee] = []
     write_ends: List[int] = []
     command: Optional[child.Child] = None
     try:
-        os.makedirs(directory, exist_ok=True)
-        for stale in (state.EXIT_FILE, state.STARTED_FILE):
-            _remove(os.path.join(directory, stale))
-        _open_tees(directory, options.output_cap_bytes, tees, write_ends)
+        for own_fd, kind in ((1, channel.STDOUT), (2, channel.STDERR)):
+            read_end, write_end = output.make_pipe()
+            write_ends.append(write_end)
+            tees.append(output.CappedTee(read_end, own_fd, sink, kind, options.output_cap_bytes))
         try:
+            # Before the signal thread starts: the fork must see no other thread.
             command = child.spawn(options.command, write_ends[0], write_ends[1])
         except child.SpawnError as error:
-            _say(error.reason)
-            return state.exit_record(error.exit_code, wrapper_error=error.reason)
+            output.say(error.reason)
+            return _failure(options, error.reason, error.exit_code)
         finally:
             _close_all(write_ends)  # the command holds them now; EOF must come from it alone
         started_clock = time.monotonic()
-        started = state.started_record(command.pid, options.command, time.time())
-        state.write_json_atomic(directory, state.STARTED_FILE, started)
-        terminator.attach(command, options.timeout_seconds)
+        # The timeout runs from the spawn, not from when a slow sidecar took STARTED.
+        terminator.start(command, options.timeout_seconds)
+        started = channel.started_record(command.pid, _fitting(options.command), time.time())
+        sink.send_record(channel.STARTED, started)
         status = _pump(command, tees, wakeup_read, terminator)
-        return state.exit_record(
+        return channel.exit_record(
             status.exit_code,
             signal=status.signal,
             timed_out=terminator.timed_out,
             duration_seconds=round(time.monotonic() - started_clock, 6),
             stdout_truncated=tees[0].truncated,
             stderr_truncated=tees[1].truncated,
+            timeout_seconds=options.timeout_seconds,
         )
     finally:
         terminator.disarm()
         if command is not None:
             command.kill_and_wait()
         for tee in tees:
-            tee.close()  # before exit.json, which says the output files are complete
-        # The wakeup write end stays open: it remains the wakeup fd until the wrapper exits.
+            tee.close_source()
+        # The wakeup write end stays open: the signal thread may still write to it.
         _close_all([*write_ends, wakeup_read])
-
-
-def _open_tees(
-    directory: str, cap_bytes: int, tees: List[output.CappedTee], write_ends: List[int]
-) -> None:
-    """Create the output files and the command's stdout/stderr pipes (into the given lists)."""
-    for name, own_fd in ((state.STDOUT_FILE, 1), (state.STDERR_FILE, 2)):
-        read_end, write_end = output.make_pipe()
-        write_ends.append(write_end)
-        try:
-            path = os.path.join(directory, name)
-            tees.append(output.CappedTee(read_end, own_fd, path, cap_bytes))
-        except BaseException:
-            os.close(read_end)
-            raise
 
 
 def _pump(
@@ -136,13 +133,40 @@ def _pump(
                     woken = True
                 elif not key.data.pump():
                     selector.unregister(key.fd)
-            if not woken:
-                continue
-            # Reaping also collects orphans re-parented to the wrapper when it is PID 1.
-            was_running = command.status is None
-            if command.reap() and was_running:
-                terminator.disarm()
+            if woken and _on_wakeup(command, terminator):
                 drain_deadline = time.monotonic() + DRAIN_SECONDS
+
+
+def _on_wakeup(command: child.Child, terminator: termination.Terminator) -> bool:
+    """Say what the signal thread noted and reap; True when the command was reaped just now."""
+    for note in terminator.take_notes():
+        output.say(note)
+    # Reaping also collects orphans re-parented to the wrapper when it is PID 1.
+    was_running = command.status is None
+    if command.reap() and was_running:
+        terminator.disarm()
+        return True
+    return False
+
+
+def _fitting(command: List[str]) -> List[str]:
+    """``command`` as it fits into the STARTED frame: arguments past the budget are cut."""
+    budget = COMMAND_BUDGET_BYTES
+    kept: List[str] = []
+    for argument in command:
+        budget -= len(json.dumps(argument)) + 1
+        if budget < 0:
+            return [*kept, COMMAND_CUT]
+        kept.append(argument)
+    return kept
+
+
+def _failure(
+    options: Options, reason: str, code: int = channel.EXIT_WRAPPER_FAILED
+) -> Dict[str, Any]:
+    return channel.exit_record(
+        code, wrapper_error=reason[:ERROR_CHARS], timeout_seconds=options.timeout_seconds
+    )
 
 
 def _drain_wakeups(fd: int) -> None:
@@ -153,27 +177,6 @@ def _drain_wakeups(fd: int) -> None:
         pass
 
 
-def _write_exit(directory: str, record: Dict[str, Any]) -> None:
-    try:
-        state.write_json_atomic(directory, state.EXIT_FILE, record)
-    except OSError as error:
-        _say(f"cannot write {os.path.join(directory, state.EXIT_FILE)}: {error}")
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 def _close_all(fds: List[int]) -> None:
     while fds:
         os.close(fds.pop())
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(f"crucible-wrapper: {message}\n")
-    sys.stderr.flush()

@@ -28,7 +28,7 @@ class Scheduled:
 
 class Backend(Protocol):
     """Backends publish their own events (``scheduled``, ``pending``, verdicts, ``cancelled``)
-    through ``sidecar.streams.Publisher`` with ``source="dispatcher"``; the status store hears
+    through ``dispatcher.publish.Publisher`` with ``source="dispatcher"``; the status store hears
     of them through the global stream like of any other event."""
 
     name: str

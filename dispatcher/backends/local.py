@@ -6,7 +6,9 @@ reconciler would: ``scheduled``, the verified verdict, ``cancelled``, ``error``.
 
 It is no sandbox: user code runs as the dispatcher's own user, limited only by rlimits
 (``local_limits``), with its own environment and working directory. Use it for code you would
-run yourself (laptops, demos, CI); untrusted code belongs in the Kubernetes backend.
+run yourself (laptops, demos, CI); untrusted code belongs in the Kubernetes backend. What it
+does keep is the verdict: the wrapper's real wait status, with details only from the sidecar's
+report of the wrapper's channel; no file user code can write is read as a claim (``local_dirs``).
 """
 
 import asyncio
@@ -18,15 +20,14 @@ import pathlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
 
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import errors
-from dispatcher.backends import base, local_inflight, local_run
+from dispatcher import errors, ingest, publish
+from dispatcher.backends import base, local_dirs, local_inflight, local_run
 from dispatcher.backends.local_config import LocalConfig
-from sidecar import events, streams
+from wire import events
 from wrapper import pack
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,23 @@ class LocalBackend:
         config: LocalConfig,
         *,
         redis_url: str,
-        publisher: streams.Publisher,
-        sidecar_env: Mapping[str, str] | None = None,
+        publisher: publish.Publisher,
+        link: ingest.SidecarLink,
     ) -> None:
-        """``redis_url`` is handed to each sidecar process; ``publisher`` is the dispatcher's
-        own; ``sidecar_env`` adds ``CRUCIBLE_SIDECAR_*`` settings (stream limits, log level)."""
+        """``redis_url``: the backend's own client (in-flight entries, the sidecars' reports);
+        ``publisher`` is the dispatcher's own; ``link`` gives each sidecar the ingest URL and
+        its evaluation's credential (sidecars hold no Redis credential)."""
         self._config = config
         self._redis_url = redis_url
         self._publisher = publisher
-        self._sidecar_env = dict(sidecar_env or {})
+        self._link = link
         self._waiting: collections.OrderedDict[str, base.Submission] = collections.OrderedDict()
         self._has_work = asyncio.Condition()
         self._running: dict[str, local_run.LocalRun] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._context: local_run.RunContext | None = None
         self._owned_root: pathlib.Path | None = None
-        self._closing = False
+        self._closing = asyncio.Event()
         self._mean_run_seconds = config.expected_run_seconds
         self._redis: redis.asyncio.Redis | None = None
         self._inflight: local_inflight.InFlight | None = None
@@ -84,7 +86,7 @@ class LocalBackend:
         self._redis = redis.asyncio.Redis.from_url(self._redis_url)
         self._inflight = local_inflight.InFlight(self._redis)
         await self._inflight.end_orphans(self._publisher)
-        self._context = await asyncio.to_thread(self._prepare)
+        self._context = await asyncio.to_thread(self._prepare, self._redis)
         self._workers = [
             asyncio.create_task(self._work(), name=f"local-worker-{i}")
             for i in range(self._config.concurrency)
@@ -93,7 +95,8 @@ class LocalBackend:
     async def close(self) -> None:
         """Cancel what is queued; let what runs finish for ``drain_seconds``, then cancel it;
         wait for the runs to end (each publishes its verdict) and remove the work root."""
-        self._closing = True
+        # The HTTP server, sidecars' ingest included, has stopped before the backend closes.
+        self._closing.set()
         for eval_id in list(self._waiting):
             await self.cancel(eval_id, reason=SHUTDOWN_REASON)
         async with self._has_work:
@@ -108,12 +111,14 @@ class LocalBackend:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        if self._context is not None:
+            await asyncio.to_thread(self._context.layout.close)
         if self._owned_root is not None:
             await asyncio.to_thread(shutil.rmtree, self._owned_root, True)
             self._owned_root = None
 
     async def submit(self, submission: base.Submission) -> base.Scheduled:
-        if self._closing or self._context is None or self._inflight is None:
+        if self._closing.is_set() or self._context is None or self._inflight is None:
             raise errors.BackendUnavailableError("the local backend is not running")
         eval_id = submission.eval_id
         if eval_id in self._waiting or eval_id in self._running:
@@ -160,11 +165,11 @@ class LocalBackend:
         return True
 
     async def ready(self) -> bool:
-        if self._closing or self._context is None:
+        if self._closing.is_set() or self._context is None:
             return False
         return all(not worker.done() for worker in self._workers)
 
-    def _prepare(self) -> local_run.RunContext:
+    def _prepare(self, client: redis.asyncio.Redis) -> local_run.RunContext:
         """Work root, the wrapper zipapp (built once per backend), and ``python`` on a PATH."""
         if self._config.work_root is None:
             self._owned_root = pathlib.Path(tempfile.mkdtemp(prefix="crucible-local-"))
@@ -182,24 +187,23 @@ class LocalBackend:
                 link.unlink()  # a work root kept from another interpreter
             if not link.is_symlink():
                 link.symlink_to(sys.executable)
-        runs_root = root / "runs"
-        runs_root.mkdir(exist_ok=True)
         return local_run.RunContext(
             config=self._config,
             publisher=self._publisher,
-            redis_url=self._redis_url,
+            redis=client,
+            link=self._link,
             wrapper_path=wrapper_path,
             bin_dir=bin_dir,
-            work_root=runs_root,
-            sidecar_env=self._sidecar_env,
+            layout=local_dirs.Layout.prepare(root),
+            closing=self._closing,
         )
 
     async def _work(self) -> None:
         assert self._context is not None
         while True:
             async with self._has_work:
-                await self._has_work.wait_for(lambda: bool(self._waiting) or self._closing)
-                if self._closing:
+                await self._has_work.wait_for(lambda: bool(self._waiting) or self._closing.is_set())
+                if self._closing.is_set():
                     return
                 eval_id, submission = self._waiting.popitem(last=False)
                 run = local_run.LocalRun(submission, self._context)

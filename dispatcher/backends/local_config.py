@@ -13,15 +13,17 @@ class LocalConfig(pydantic.BaseModel):
     """Accepted evaluations waiting for a slot; beyond this the API answers 429."""
 
     work_root: str | None = None
-    """Directory that holds one work directory per evaluation (its cwd, HOME and state dir) and
-    the built wrapper. None: a fresh temporary directory, removed when the backend closes."""
+    """Directory that holds one work directory per evaluation (its cwd and HOME), the private
+    directories of the runs (sidecar socket, spool, log) and the built wrapper (layout:
+    ``local_dirs``). None: a fresh temporary directory, removed when the backend closes."""
 
     keep_work_dirs: bool = False
-    """Keep each evaluation's work directory after it ends (debugging); normally removed."""
+    """Keep each evaluation's work and private directories after it ends (debugging)."""
 
     sidecar_ready_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)
-    """How long a sidecar may take to start watching (``sidecar.ready``) before the evaluation
-    ends as ``error``. Generous: a cold Python start on a busy laptop can take seconds."""
+    """How long a sidecar may take to listen on its socket before the evaluation ends as
+    ``error``; also the wrapper's ``--connect-timeout``. Generous: a cold Python start on a busy
+    laptop can take seconds."""
 
     sidecar_exit_timeout_seconds: float = pydantic.Field(default=10.0, gt=0)
     """How long a sidecar may take to publish and exit after the wrapper; then it is killed."""

@@ -1,16 +1,16 @@
 """Which local evaluations a dispatcher process holds, so that the next one can end them if it
 dies.
 
-A local evaluation's processes die with their dispatcher (parent-death signal). If that happens
-before the sidecar saw the wrapper's exit record, nothing publishes a terminal event and no
-reconciler exists to notice, as the Kubernetes backend's does. So each backend notes what it
-holds in one Redis hash (owner: this module)::
+A local evaluation's processes die with their dispatcher (parent-death signal), and its sidecar
+hands its events to that very dispatcher's ingest endpoint, which is gone with it: nothing is
+left to publish a terminal event, and no reconciler exists to notice, as the Kubernetes
+backend's does. So each backend notes what it holds in one Redis hash (owner: this module)::
 
     crucible:local:inflight   eval_id -> "hostname pid" of the dispatcher process holding it
 
 and a starting backend ends the entries of dispatcher processes on this host that are gone with
 an (unverified) ``error`` event. It is unverified on purpose: if a terminal event came first
-(the sidecar drained in time), that one stands.
+(the sidecar delivered it in time), that one stands.
 """
 
 import logging
@@ -20,7 +20,8 @@ import socket
 import redis.asyncio
 import redis.exceptions
 
-from sidecar import events, streams
+from dispatcher import publish
+from wire import events
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class InFlight:
         except redis.exceptions.RedisError as e:
             log.warning("could not clear in-flight entry of %s: %s", eval_id, e)
 
-    async def end_orphans(self, publisher: streams.Publisher) -> list[str]:
+    async def end_orphans(self, publisher: publish.Publisher) -> list[str]:
         """End the evaluations of dead dispatcher processes on this host; their ids."""
         host = socket.gethostname()
         ended = []

@@ -1,46 +1,40 @@
-"""One local evaluation from start to end, as a pod would run it.
+"""One local evaluation from start to end, as a pod would run it (layout: ``local_dirs``).
 
-    work dir (cwd, HOME, TMPDIR) ── state/ ── the wrapper's files, watched by the sidecar
-    1. sidecar: ``python -m sidecar`` for this evaluation; wait for ``state/sidecar.ready``
+    1. sidecar: ``python -m sidecar`` for this evaluation; wait until it listens on its socket
     2. publish ``scheduled``
-    3. wrapper: ``python -I -S crucible-wrapper --timeout T --grace G --state-dir D -- CMD`` in a
-       session of its own, with rlimits, ``python`` on PATH and only the submission's env
-    4. reap the wrapper and kill what the command left behind in its process group
+    3. wrapper: ``python -I -S crucible-wrapper --timeout T --grace G --channel SOCKET -- CMD``
+       in a session of its own, with rlimits, ``python`` on PATH and only the submission's env;
+       it connects to the sidecar before it starts CMD
+    4. reap the wrapper and kill what the command left behind in its session
     5. let the sidecar publish the end and exit (bounded), then publish the verified verdict
-       (``local_verdict``) and remove the work dir
+       (``local_verdict``) and remove the run's directories
 
 Every publish here carries a token, so a retry after a lost reply is not a second event.
 """
 
 import asyncio
 import dataclasses
-import logging
 import os
 import pathlib
-import shutil
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Mapping
 
-import redis.exceptions
+import redis.asyncio
 
-from dispatcher import quantities
+from dispatcher import ingest, publish, quantities
 from dispatcher.backends import (
     base,
+    local_capture,
+    local_dirs,
     local_limits,
     local_process,
     local_sidecar,
     local_verdict,
 )
 from dispatcher.backends.local_config import LocalConfig
-from sidecar import events, streams, tail
-from wrapper import state
+from wire import events
 
-log = logging.getLogger(__name__)
-
-PUBLISH_RETRY_SECONDS = 60.0
 # Environment a local evaluation starts from, before the submission's own.
 _BASE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -51,13 +45,16 @@ class RunContext:
     """What every run of one backend shares."""
 
     config: LocalConfig
-    publisher: streams.Publisher
-    redis_url: str
+    publisher: publish.Publisher
+    redis: redis.asyncio.Redis
+    """Where the backend reads the sidecar's report (the evaluation's stream)."""
+    link: ingest.SidecarLink
     wrapper_path: pathlib.Path
     bin_dir: pathlib.Path
     """Holds ``python``, linked to this interpreter: the executor contract is python on PATH."""
-    work_root: pathlib.Path
-    sidecar_env: Mapping[str, str]
+    layout: local_dirs.Layout
+    closing: asyncio.Event
+    """Set when the backend closes: the ingest endpoint is gone, sidecars are not waited for."""
 
 
 def job_name(eval_id: str) -> str:
@@ -71,8 +68,9 @@ class LocalRun:
         self._cancelled = asyncio.Event()
         self._cancel_reason = ""
         self._wrapper: asyncio.subprocess.Process | None = None
+        self._command: asyncio.Task[int | None] | None = None
+        """Finds the command's pid (it leads a session of its own) while the wrapper runs."""
         self._escalation: asyncio.Task[None] | None = None
-        self._state_dir: pathlib.Path | None = None
         self.ended = False
         """The verdict is out; what is left is clean-up."""
 
@@ -81,17 +79,12 @@ class LocalRun:
         return self.submission.eval_id
 
     async def run(self) -> None:
-        work_dir = await asyncio.to_thread(self._make_work_dir)
-        self._state_dir = work_dir / "state"
+        dirs = await asyncio.to_thread(self._ctx.layout.make_run, self.eval_id)
         sidecar = await local_sidecar.Sidecar.start(
-            self.eval_id,
-            work_dir,
-            redis_url=self._ctx.redis_url,
-            extra_env=self._ctx.sidecar_env,
-            config=self._ctx.config,
+            self.eval_id, dirs, link_env=self._ctx.link.env(self.eval_id), config=self._ctx.config
         )
         try:
-            not_ready = await sidecar.wait_ready(self._state_dir, give_up=self._cancelled)
+            not_ready = await sidecar.wait_listening(dirs, give_up=self._cancelled)
             if self._cancelled.is_set():
                 verdict = self._verdict_without_run(cancelled=True, reason=self._cancel_reason)
             elif not_ready:
@@ -106,20 +99,24 @@ class LocalRun:
                     ),
                     token="scheduled",
                 )
-                verdict = await self._run_wrapper(work_dir, sidecar)
+                verdict = await self._run_wrapper(dirs, sidecar)
             await self.publish(verdict, token="verdict")
             self.ended = True
         finally:
-            # Without a wrapper run there is no exit record, and the sidecar waits for one.
-            await sidecar.stop(exits_by_itself=self._wrapper is not None)
-            if self._escalation is not None:
-                self._escalation.cancel()
+            # Without a wrapper run there is no channel, and the sidecar waits for one.
+            await sidecar.stop(
+                exits_by_itself=self._wrapper is not None, hurry=self._ctx.closing.is_set()
+            )
+            for task in (self._escalation, self._command):
+                if task is not None:
+                    task.cancel()
             if not self._ctx.config.keep_work_dirs:
-                await asyncio.to_thread(shutil.rmtree, work_dir, True)
+                await asyncio.to_thread(dirs.remove)
 
     async def cancel(self, reason: str) -> None:
         """Stop the run: SIGTERM to the wrapper (it forwards to its child's group), SIGKILL to
-        both groups after the grace period. The caller has published ``cancelled`` already."""
+        the wrapper and its whole session after the grace period. The caller has published
+        ``cancelled`` already."""
         if not self._cancelled.is_set():
             self._cancel_reason = reason
         self._cancelled.set()
@@ -133,35 +130,17 @@ class LocalRun:
     async def publish(self, event: events.Event, *, token: str) -> None:
         await publish_retrying(self._ctx.publisher, event, token=token)
 
-    def _make_work_dir(self) -> pathlib.Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.eval_id)[:64]
-        work_dir = pathlib.Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=self._ctx.work_root))
-        (work_dir / "state").mkdir()
-        (work_dir / "tmp").mkdir()
-        return work_dir
-
     async def _run_wrapper(
-        self, work_dir: pathlib.Path, sidecar: local_sidecar.Sidecar
+        self, dirs: local_dirs.RunDirs, sidecar: local_sidecar.Sidecar
     ) -> events.Event:
-        sub, config = self.submission, self._ctx.config
+        sub = self.submission
         limits = self._limits()
         started = time.monotonic()
         try:
             self._wrapper = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                "-S",
-                str(self._ctx.wrapper_path),
-                "--timeout",
-                repr(sub.timeout_seconds),
-                "--grace",
-                repr(config.kill_grace_seconds),
-                "--state-dir",
-                str(work_dir / "state"),
-                "--",
-                *sub.command,
-                cwd=work_dir,
-                env=self._child_env(work_dir),
+                *self._wrapper_command(dirs),
+                cwd=dirs.work,
+                env=self._child_env(dirs),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -170,12 +149,15 @@ class LocalRun:
             )
         except OSError as e:
             return local_verdict.error_verdict(self.eval_id, f"WrapperStartFailed: {e}")
+        self._command = asyncio.create_task(local_process.first_child(self._wrapper))
         if self._cancelled.is_set():  # cancelled while spawning
             await self.cancel(self._cancel_reason)
         deadline_hit = await self._reap(self._wrapper, sub.timeout_seconds)
         elapsed = time.monotonic() - started
-        # Whatever the evaluation left running dies with it, as in a container.
-        self._signal_child_group(signal.SIGKILL)
+        await asyncio.wait({self._command})  # ends at its next look: the wrapper is gone
+        # Whatever the evaluation left running dies with it, as in a container (the wrapper
+        # ends its command's group itself, unless it was killed).
+        await self._kill_leftovers()
         observed = local_verdict.Observed(
             returncode=_returncode(self._wrapper),
             elapsed_seconds=elapsed,
@@ -183,12 +165,32 @@ class LocalRun:
             cancel_reason=self._cancel_reason if self._cancelled.is_set() else None,
             deadline_hit=deadline_hit,
             memory_limited=limits.memory_bytes is not None,
+            command_started=self._command_pid() is not None,
         )
         # The sidecar reports the end first (the latency clients wait on); the confirmation
         # follows once it is done, instead of competing with it for the CPU.
-        await sidecar.wait_exit()
-        captured = await asyncio.to_thread(_capture, work_dir / "state")
+        await sidecar.wait_exit(give_up=self._ctx.closing)
+        captured = await local_capture.capture(self._ctx.redis, self.eval_id, dirs.spool)
         return local_verdict.verdict(self.eval_id, observed, captured)
+
+    def _wrapper_command(self, dirs: local_dirs.RunDirs) -> list[str]:
+        sub, config = self.submission, self._ctx.config
+        return [
+            sys.executable,
+            "-I",
+            "-S",
+            str(self._ctx.wrapper_path),
+            "--timeout",
+            repr(sub.timeout_seconds),
+            "--grace",
+            repr(config.kill_grace_seconds),
+            "--channel",
+            str(dirs.socket),
+            "--connect-timeout",
+            repr(config.sidecar_ready_timeout_seconds),
+            "--",
+            *sub.command,
+        ]
 
     async def _reap(self, wrapper: asyncio.subprocess.Process, timeout_seconds: float) -> bool:
         """Wait for the wrapper; True if the backstop deadline had to kill it."""
@@ -200,7 +202,7 @@ class LocalRun:
             return False
         except TimeoutError:
             local_process.signal_group(wrapper.pid, signal.SIGKILL)
-            self._signal_child_group(signal.SIGKILL)
+            await self._kill_leftovers()
             await wrapper.wait()
             return True
 
@@ -209,16 +211,21 @@ class LocalRun:
         wrapper = self._wrapper
         if wrapper is not None and wrapper.returncode is None:
             local_process.signal_group(wrapper.pid, signal.SIGKILL)
-            self._signal_child_group(signal.SIGKILL)
+            await self._kill_leftovers()
 
-    def _signal_child_group(self, sig: signal.Signals) -> None:
-        """The wrapper runs the command in a process group of its own, named in started.json."""
-        if self._state_dir is None:
-            return
-        record = state.read_json(str(self._state_dir), state.STARTED_FILE)
-        pid = record.get("pid") if record else None
-        if isinstance(pid, int):
-            local_process.signal_group(pid, sig)
+    async def _kill_leftovers(self) -> None:
+        """SIGKILL the wrapper's session and its command's (each leads one of its own)."""
+        sessions = [self._wrapper.pid] if self._wrapper is not None else []
+        command = self._command_pid()
+        sessions += [command] if command is not None else []
+        for sid in sessions:
+            await asyncio.to_thread(local_process.kill_session, sid)
+
+    def _command_pid(self) -> int | None:
+        watch = self._command
+        if watch is None or not watch.done() or watch.cancelled():
+            return None
+        return watch.result()
 
     def _verdict_without_run(self, *, cancelled: bool, reason: str) -> events.Event:
         if cancelled:
@@ -246,47 +253,26 @@ class LocalRun:
             nice=config.nice,
         )
 
-    def _child_env(self, work_dir: pathlib.Path) -> dict[str, str]:
+    def _child_env(self, dirs: local_dirs.RunDirs) -> dict[str, str]:
         """Only what a fresh container would have: the dispatcher's own environment (tokens,
-        Redis URL) never reaches user code."""
+        Redis URL) never reaches user code, nor does the channel's path."""
         host_path = os.environ.get("PATH", _DEFAULT_PATH)
         return {
             **_BASE_ENV,
-            "HOME": str(work_dir),
-            "TMPDIR": str(work_dir / "tmp"),
+            "HOME": str(dirs.work),
+            "TMPDIR": str(dirs.tmp),
             "PATH": f"{self._ctx.bin_dir}{os.pathsep}{host_path}",
             **self.submission.env,
         }
 
 
 async def publish_retrying(
-    publisher: streams.Publisher, event: events.Event, *, token: str
+    publisher: publish.Publisher, event: events.Event, *, token: str
 ) -> None:
     """Publish, retrying while Redis is unreachable (it may be restarting). The token makes a
     retry after a lost reply a no-op instead of a second event."""
-    deadline = time.monotonic() + PUBLISH_RETRY_SECONDS
-    delay = 0.05
-    while True:
-        try:
-            await publisher.publish(event, token=token)
-            return
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("publish %s of %s failed, retrying: %s", token, event.eval_id, e)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
-
-
-def _capture(state_dir: pathlib.Path) -> local_verdict.Captured:
-    record = state.read_json(str(state_dir), state.EXIT_FILE)
-    return local_verdict.Captured(
-        exit_record=record,
-        output=tail.read_tail(str(state_dir / state.STDOUT_FILE)),
-        error=tail.read_tail(str(state_dir / state.STDERR_FILE)),
-        truncated=bool(
-            record and (record.get("stdout_truncated") or record.get("stderr_truncated"))
-        ),
+    await local_capture.redis_retrying(
+        lambda: publisher.publish(event, token=token), f"publish {token} of {event.eval_id}"
     )
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import errors, records
+from dispatcher import errors, ingest, publish, records
 from dispatcher.backends import base
 from dispatcher.kube import cancels, client, instrument, names, reconciler, templates
 from dispatcher.kube import config as kube_config
-from sidecar import events, streams
+from wire import events
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,23 @@ class KubernetesBackend:
         config: kube_config.KubernetesConfig,
         *,
         redis_client: redis.asyncio.Redis,
-        publisher: streams.Publisher,
+        publisher: publish.Publisher,
+        link: ingest.SidecarLink,
         kube: client.KubeClient | None = None,
         sidecar_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``redis_client`` and ``publisher`` are the dispatcher's own; ``kube`` defaults to a
-        client built from ``config`` (in-cluster or kubeconfig); ``sidecar_env`` adds
-        ``CRUCIBLE_SIDECAR_*`` settings (stream limits, log level) to every sidecar."""
+        """``redis_client`` and ``publisher`` are the dispatcher's own; ``link`` gives each
+        sidecar its evaluation's ingest credential; ``kube`` defaults to a client built from
+        ``config`` (in-cluster or kubeconfig); ``sidecar_env`` adds ``CRUCIBLE_SIDECAR_*``
+        settings (log level) to every sidecar."""
         self._config = config
         self._redis = redis_client
         self._publisher = publisher
         self._kube = kube or client.KubeClient(config)
         self._clock = clock
         self._sidecar_env = dict(sidecar_env or {})
+        self._link = link
         self._template: templates.JobTemplate | None = None
         self._reconciler: reconciler.Reconciler | None = None
         self._task: asyncio.Task[None] | None = None
@@ -114,7 +117,7 @@ class KubernetesBackend:
             submission,
             self._config,
             now=self._clock(),
-            sidecar_env=self._sidecar_env,
+            sidecar_env={**self._sidecar_env, **self._link.env(submission.eval_id)},
         )
         job_name = str(body["metadata"]["name"])
         eval_id = submission.eval_id

@@ -8,9 +8,9 @@ rather than ``error``. Any dispatcher replica sees the same tombstones.
 
 import redis.asyncio
 
+from wire import keys
 
-def key(eval_id: str) -> str:
-    return f"crucible:kube:cancel:{eval_id}"
+key = keys.cancel_tombstone
 
 
 async def remember(client: redis.asyncio.Redis, eval_id: str, ttl_seconds: int) -> None:

@@ -81,15 +81,10 @@ class KubernetesConfig(pydantic.BaseModel):
     probe, so user code starts only once it watches (Kubernetes >= 1.29). ``plain``: an ordinary
     container that exits after the terminal event, for older clusters."""
 
-    sidecar_redis_url: str = "redis://crucible-redis:6379/0"
-    """Redis URL as seen from evaluation pods; may carry the sidecar's ACL user name."""
-
-    redis_password_secret: str | None = None
-    """Secret holding the sidecar ACL user's password; mounted into the sidecar container only.
-    Unset: the sidecar connects without a password."""
-
-    redis_password_secret_key: str = "password"
-    """Key of the password inside that Secret."""
+    sidecar_ingest_url: str = "http://crucible:8080"
+    """The dispatcher's URL as evaluation pods reach it (the chart sets its Service's name).
+    Sidecars hand their events there with a per-evaluation token; pods hold no Redis
+    credential."""
 
     service_account_name: str | None = None
     """Service account of evaluation pods (the chart's token-less, right-less one). Unset keeps
@@ -117,8 +112,9 @@ class KubernetesConfig(pydantic.BaseModel):
     bin_volume_size: Quantity = "16Mi"
     """``sizeLimit`` of the ``crucible-bin`` emptyDir holding the wrapper."""
 
-    state_volume_size: Quantity = "64Mi"
-    """``sizeLimit`` of the ``crucible-state`` emptyDir (output files are capped at 8 MiB each)."""
+    spool_volume_size: Quantity = "64Mi"
+    """``sizeLimit`` of the sidecar's private ``crucible-spool`` emptyDir (its copy of the
+    output, capped at 8 MiB per stream)."""
 
     init_resources: ContainerResources = ContainerResources()
     """Resources of the init container that copies the wrapper."""

@@ -1,14 +1,17 @@
 """Instrument a rendered Job: what crucible adds to whatever pod the template describes.
 
 Pure functions on dicts. Added or forced, whatever the template says:
-- volumes ``crucible-bin`` (the wrapper) and ``crucible-state`` (the wrapper's state files),
-  both emptyDirs with a size limit, and the Redis password Secret, mounted in the sidecar only;
+- emptyDir volumes, each with a size limit: ``crucible-bin`` (the wrapper; read-only in the main
+  container), ``crucible-run`` (the sidecar's channel socket; read-only in the main container,
+  which can connect to the socket but not replace it) and ``crucible-spool`` (the sidecar's
+  private copy of the output; mounted in the sidecar alone);
 - init container ``crucible-wrapper-copy`` copying the wrapper from the platform image;
 - the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``,
-  a startup probe passing once ``state/sidecar.ready`` exists, so user code starts only once it
-  watches), or in ``plain`` mode an ordinary container that exits after the terminal event;
+  a startup probe passing once its socket exists, so user code starts only once it listens), or
+  in ``plain`` mode an ordinary container that exits after the terminal event. It holds one
+  credential: its evaluation's ingest token (``dispatcher.ingest``), in its own environment;
 - the main container's command becomes ``python /crucible/bin/crucible-wrapper --timeout T
-  --grace G --state-dir /crucible/state -- <command> <args>``;
+  --grace G --channel /crucible/run/channel.sock -- <command> <args>``;
 - labels and annotations, no service-account token, Pod Security "restricted" on every
   container, ``activeDeadlineSeconds`` = timeout + grace + margin, no retries, a TTL.
 Template mistakes found here raise ``errors.TemplateError`` (the backend tries one render at
@@ -24,25 +27,28 @@ from typing import Any
 from dispatcher import errors
 from dispatcher.kube import config as kube_config
 from dispatcher.kube import names, templates
+from wire import channel
 
 BIN_VOLUME = "crucible-bin"
-STATE_VOLUME = "crucible-state"
-PASSWORD_VOLUME = "crucible-redis-password"
-RESERVED_VOLUMES = frozenset({BIN_VOLUME, STATE_VOLUME, PASSWORD_VOLUME})
+RUN_VOLUME = "crucible-run"
+SPOOL_VOLUME = "crucible-spool"
+RESERVED_VOLUMES = frozenset({BIN_VOLUME, RUN_VOLUME, SPOOL_VOLUME})
 MOUNT_ROOT = "/crucible"
 BIN_DIR = "/crucible/bin"
-STATE_DIR = "/crucible/state"
-SECRET_DIR = "/crucible/secrets/redis"
+RUN_DIR = channel.DEFAULT_RUN_DIR
+SPOOL_DIR = "/crucible/spool"
 WRAPPER_PATH = BIN_DIR + "/crucible-wrapper"
-# wrapper/state.py SIDECAR_READY_FILE (the dispatcher may not import the wrapper package).
-SIDECAR_READY = STATE_DIR + "/sidecar.ready"
+SOCKET_PATH = channel.DEFAULT_SOCKET
+ACCEPTED = SPOOL_DIR + "/" + channel.ACCEPTED_MARKER
+RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
 SIDECAR_ENV = "CRUCIBLE_SIDECAR_"
 ANNOTATION_VALUE_MAX = 4096
 
 _COPY_WRAPPER = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
-_READY_CHECK = "import os, sys; sys.exit(not os.path.exists(sys.argv[1]))"
+# Ready: listening (the socket exists) or, for a restarted sidecar, done with the channel.
+_READY_CHECK = "import os, sys; sys.exit(not any(os.path.exists(p) for p in sys.argv[1:]))"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +104,7 @@ def instrument(
     _add_volumes(pod, config)
     main = _find(pod["containers"], target.main_container)
     _wrap_main(main, target, config)
-    password = PASSWORD_VOLUME in _vols(pod)
-    sidecar = _sidecar(target, config, password=password, extra_env=sidecar_env or {})
+    sidecar = _sidecar(target, config, extra_env=sidecar_env or {})
     init = [_wrapper_copy(config), sidecar]
     if config.sidecar_mode == "plain":
         pod["containers"].append(init.pop())
@@ -226,21 +231,8 @@ def _set_pod_spec(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> 
 def _add_volumes(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> None:
     volumes = list(pod.get("volumes") or [])
     volumes.append({"name": BIN_VOLUME, "emptyDir": {"sizeLimit": config.bin_volume_size}})
-    volumes.append({"name": STATE_VOLUME, "emptyDir": {"sizeLimit": config.state_volume_size}})
-    if config.redis_password_secret:
-        # Group-readable through fsGroup when there is one; otherwise world-readable, which is
-        # still private: only the sidecar container mounts this volume.
-        mode = 0o440 if "fsGroup" in pod["securityContext"] else 0o444
-        volumes.append(
-            {
-                "name": PASSWORD_VOLUME,
-                "secret": {
-                    "secretName": config.redis_password_secret,
-                    "items": [{"key": config.redis_password_secret_key, "path": "password"}],
-                    "defaultMode": mode,
-                },
-            }
-        )
+    volumes.append({"name": RUN_VOLUME, "emptyDir": {"sizeLimit": RUN_VOLUME_SIZE}})
+    volumes.append({"name": SPOOL_VOLUME, "emptyDir": {"sizeLimit": config.spool_volume_size}})
     pod["volumes"] = volumes
 
 
@@ -257,14 +249,14 @@ def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.Kuberne
         WRAPPER_PATH,
         "--timeout", _seconds_arg(target.timeout_seconds),
         "--grace", _seconds_arg(config.grace_seconds),
-        "--state-dir", STATE_DIR,
+        "--channel", SOCKET_PATH,
         "--",
         *original,
     ]  # fmt: skip
     main.pop("args", None)
     mounts = list(main.get("volumeMounts") or [])
     mounts.append({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": True})
-    mounts.append({"name": STATE_VOLUME, "mountPath": STATE_DIR})
+    mounts.append({"name": RUN_VOLUME, "mountPath": RUN_DIR, "readOnly": True})
     main["volumeMounts"] = mounts
 
 
@@ -291,7 +283,6 @@ def _sidecar(
     target: Target,
     config: kube_config.KubernetesConfig,
     *,
-    password: bool,
     extra_env: Mapping[str, str],
 ) -> dict[str, Any]:
     native = config.sidecar_mode == "native"
@@ -300,14 +291,14 @@ def _sidecar(
     }
     env |= {
         "EVAL_ID": target.eval_id,
-        "REDIS_URL": config.sidecar_redis_url,
-        "STATE_DIR": STATE_DIR,
+        "SOCKET_PATH": SOCKET_PATH,
+        "SPOOL_DIR": SPOOL_DIR,
         "EXIT_AFTER_TERMINAL": "false" if native else "true",
     }
-    mounts: list[dict[str, Any]] = [{"name": STATE_VOLUME, "mountPath": STATE_DIR}]
-    if password:
-        env["REDIS_PASSWORD_FILE"] = SECRET_DIR + "/password"
-        mounts.append({"name": PASSWORD_VOLUME, "mountPath": SECRET_DIR, "readOnly": True})
+    mounts: list[dict[str, Any]] = [
+        {"name": RUN_VOLUME, "mountPath": RUN_DIR},
+        {"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR},
+    ]
     container: dict[str, Any] = {
         "name": SIDECAR_CONTAINER,
         "image": config.platform_image,
@@ -326,7 +317,7 @@ def _sidecar(
         container["restartPolicy"] = "Always"
         container["startupProbe"] = {
             "exec": {
-                "command": ["python", "-I", "-S", "-c", _READY_CHECK, SIDECAR_READY],
+                "command": ["python", "-I", "-S", "-c", _READY_CHECK, SOCKET_PATH, ACCEPTED],
             },
             "periodSeconds": period,
             "timeoutSeconds": 5,

@@ -18,6 +18,7 @@ Each Job listing also sweeps orphans: Jobs of this instance older than
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import threading
 import time
@@ -29,22 +30,20 @@ import redis.exceptions
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from dispatcher import errors
+from dispatcher import errors, publish
 from dispatcher.kube import cancels, client, names, verdicts
 from dispatcher.kube import config as kube_config
-from sidecar import events, streams
+from wire import events, keys
 
 log = logging.getLogger(__name__)
 
 VERDICT_TOKEN = "verdict"
+# The reason of a verdict the pod never reported itself (its channel was lost: the wrapper died,
+# or the sidecar restarted and trusts no new connection) and the kubelet gave none.
+NO_REPORT_REASON = "no exit report from the wrapper; verdict from the kubelet"
 _BACKOFF_INITIAL_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 30.0
 _WATCH_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
-
-
-def record_key(eval_id: str) -> str:
-    """The status store's record hash (owner: dispatcher/store.py)."""
-    return f"crucible:eval:{eval_id}"
 
 
 def eval_id_of(obj: dict[str, Any]) -> str | None:
@@ -59,7 +58,7 @@ class Reconciler:
         config: kube_config.KubernetesConfig,
         kube: client.KubeClient,
         redis_client: redis.asyncio.Redis,
-        publisher: streams.Publisher,
+        publisher: publish.Publisher,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -234,7 +233,10 @@ class Reconciler:
             return
         self._awaiting_sidecar.discard(eval_id)
         vanished = gone and verdict.type == events.EventType.ERROR and job is None
-        if not (vanished and await self._sidecar_ended(eval_id)):
+        reported = await self._sidecar_ended(eval_id)
+        if not reported and not cancel and verdict.reason is None:
+            verdict = dataclasses.replace(verdict, reason=NO_REPORT_REASON)
+        if not (vanished and reported):
             await self._publish(eval_id, verdict, token=VERDICT_TOKEN)
         self._done.add(eval_id)
         self._pending.pop(eval_id, None)
@@ -249,7 +251,7 @@ class Reconciler:
         return not await self._sidecar_ended(eval_id)
 
     async def _sidecar_ended(self, eval_id: str) -> bool:
-        found = self._redis.hexists(streams.publish_meta(eval_id), "terminal")
+        found = self._redis.hexists(keys.publish_meta(eval_id), "terminal")
         return bool(await cast(Awaitable[bool], found))
 
     async def _publish(self, eval_id: str, verdict: verdicts.Verdict, *, token: str) -> None:
@@ -301,7 +303,7 @@ class Reconciler:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for eval_id, _ in old:
-                    pipe.exists(record_key(eval_id))
+                    pipe.exists(keys.record_key(eval_id))
                 exists = await pipe.execute()
             for (eval_id, job), known in zip(old, exists, strict=True):
                 if not known:

@@ -16,7 +16,7 @@ from typing import Any
 
 from dispatcher.kube import config as kube_config
 from dispatcher.kube import instrument, names
-from sidecar import events
+from wire import events
 
 EventType = events.EventType
 

@@ -6,7 +6,7 @@ import pathlib
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -17,19 +17,27 @@ from tests import redisproc
 from tests.chart import render
 
 REDIS_SECRET = f"{render.FULLNAME}-redis"
-SIDECAR_SECRET = f"{render.FULLNAME}-sidecar-redis"
+# A user the tests add to their copy of the ACL file, after the chart's lines, to ask the server
+# which users it has (ACL USERS, ACL GETUSER): the chart's users may not run ACL commands.
+INSPECTOR = "chart-test-inspector"
+INSPECTOR_PASSWORD = "inspector-password-for-tests-only"
 
 
 class AclServer:
-    """Where the server listens and the passwords of its users (from the rendered Secrets)."""
+    """Where the server listens, the rendered files, the dispatcher's password."""
 
-    def __init__(self, port: int, passwords: dict[str, str]) -> None:
+    def __init__(self, port: int, passwords: dict[str, str], acl: str, conf: str) -> None:
         self.port = port
         self.passwords = passwords
+        self.acl = acl
+        self.conf = conf
 
     def client(self, user: str | None) -> Any:
         password = self.passwords.get(user or "")
         return self.connect(user, password)
+
+    def inspector(self) -> Any:
+        return self.connect(INSPECTOR, INSPECTOR_PASSWORD)
 
     def connect(self, user: str | None, password: str | None) -> Any:
         # No retries: a refused AUTH is a ConnectionError to redis-py, retried with backoff.
@@ -43,16 +51,21 @@ class AclServer:
 
 
 @contextlib.contextmanager
-def running(directory: pathlib.Path) -> Iterator[AclServer]:
-    """Starts the server in ``directory``; stops it on exit."""
-    manifests = render.template()
+def running(directory: pathlib.Path, sets: Sequence[str] = ()) -> Iterator[AclServer]:
+    """Starts the server in ``directory`` from the chart rendered with ``sets``; stops it on
+    exit."""
+    manifests = render.template(sets=sets)
     directory.mkdir(parents=True, exist_ok=True)
+    rendered_acl = render.secret_value(manifests, REDIS_SECRET, "users.acl")
     acl = directory / "users.acl"
-    acl.write_text(render.secret_value(manifests, REDIS_SECRET, "users.acl"))
+    acl.write_text(
+        rendered_acl
+        + f"user {INSPECTOR} on >{INSPECTOR_PASSWORD} -@all +acl|users +acl|getuser +ping\n"
+    )
     port = redisproc.free_port()
-    conf = render.one(manifests, "ConfigMap", "-redis")["data"]["redis.conf"]
+    rendered_conf = render.one(manifests, "ConfigMap", "-redis")["data"]["redis.conf"]
     conf = (
-        conf.replace("aclfile /etc/redis/acl/users.acl", f"aclfile {acl}")
+        rendered_conf.replace("aclfile /etc/redis/acl/users.acl", f"aclfile {acl}")
         .replace("dir /data", f"dir {directory}")
         .replace("port 6379", f"port {port}")
         .replace("bind * -::*", "bind 127.0.0.1")
@@ -76,10 +89,9 @@ def running(directory: pathlib.Path) -> Iterator[AclServer]:
             time.sleep(0.02)
     passwords = {
         "dispatcher": render.secret_value(manifests, REDIS_SECRET, "dispatcher-password"),
-        "sidecar": render.secret_value(manifests, SIDECAR_SECRET, "password"),
     }
     try:
-        yield AclServer(port, passwords)
+        yield AclServer(port, passwords, rendered_acl, rendered_conf)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -39,14 +39,18 @@ def defaults(helm: str) -> list[render.Manifest]:
 def chart_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
 ) -> Callable[[list[render.Manifest]], DispatcherSettings]:
-    """Builds DispatcherSettings from exactly the rendered Deployment's env (the API token file
-    is copied from the rendered Secret to a temporary path)."""
+    """Builds DispatcherSettings from exactly the rendered Deployment's env (the API token and
+    ingest key files are copied from the rendered Secrets to temporary paths)."""
 
     def build(manifests: list[render.Manifest]) -> DispatcherSettings:
         env = render.resolved_env(manifests)
-        tokens = tmp_path / "tokens"
-        tokens.write_text(render.secret_value(manifests, f"{render.FULLNAME}-api-tokens", "tokens"))
-        env["CRUCIBLE_API_TOKENS_FILE"] = str(tokens)
+        for variable, secret, key in (
+            ("CRUCIBLE_API_TOKENS_FILE", f"{render.FULLNAME}-api-tokens", "tokens"),
+            ("CRUCIBLE_INGEST_KEY_FILE", f"{render.FULLNAME}-ingest-key", "ingest-key"),
+        ):
+            copy = tmp_path / key
+            copy.write_text(render.secret_value(manifests, secret, key))
+            env[variable] = str(copy)
         for key in [k for k in os.environ if k.startswith("CRUCIBLE_")]:
             monkeypatch.delenv(key)
         for key, value in env.items():

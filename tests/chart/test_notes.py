@@ -54,6 +54,8 @@ def test_notes_say_how_to_reach_and_use_the_dispatcher(
     assert "pod-security.kubernetes.io/enforce=restricted" in text
     assert f"helm test {render.RELEASE}" in text
     assert "WARNING" not in text
+    assert 'one ACL user, "dispatcher"' in text
+    assert "sidecar" not in text.replace("Sidecar mode", "")
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,7 @@ def test_notes_say_how_to_reach_and_use_the_dispatcher(
         (["dispatcher.podDisruptionBudget.enabled=true"], "block node drains"),
         (
             ["redis.enabled=false", "externalRedis.host=r", "externalRedis.existingSecret=s"],
-            "evaluationExtraEgress",
+            "Only the dispatcher connects to the external Redis",
         ),
     ],
 )

@@ -1,8 +1,8 @@
-"""The rendered redis.conf and ACL file, loaded into a real Redis-compatible server: the sidecar
-user can publish events through the real publish script and do nothing else, the dispatcher
-user can use crucible's keys, the default user is off."""
+"""The rendered redis.conf and ACL file, loaded into a real Redis-compatible server: the server
+has one user that can do anything, the dispatcher's, on crucible's keys and nothing else;
+`default` is off, and there is no user for sidecars or anything else in evaluation pods (they
+hand their events to the dispatcher over HTTP)."""
 
-import pathlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from sidecar import events, publisher, streams
-from sidecar.settings import SidecarSettings
+from dispatcher import publish
 from tests.chart import acl_redis
+from wire import events, keys
 
 pytestmark = pytest.mark.integration
 NO_PERMISSION = r"(?i)no permissions|noperm"
@@ -27,41 +27,67 @@ def acl_server(
 
 
 @pytest.fixture
-async def sidecar_client(
-    acl_server: acl_redis.AclServer, tmp_path: pathlib.Path
-) -> AsyncIterator[Any]:
-    """Connected exactly as the sidecar in an evaluation pod: user in the URL, password file."""
-    password_file = tmp_path / "password"
-    password_file.write_text(acl_server.passwords["sidecar"] + "\n")
-    config = SidecarSettings(
-        eval_id="acl-1",
-        redis_url=f"redis://sidecar@127.0.0.1:{acl_server.port}/0",
-        redis_password_file=password_file,
-    )
-    client = publisher.connect(config)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def dispatcher_client(acl_server: acl_redis.AclServer) -> AsyncIterator[Any]:
     client = acl_server.client("dispatcher")
     yield client
     await client.aclose()
 
 
-async def test_sidecar_user_publishes_every_kind_of_event(
-    sidecar_client: Any, dispatcher_client: Any
+def test_acl_file_has_the_dispatcher_and_a_disabled_default_only(
+    acl_server: acl_redis.AclServer,
 ) -> None:
-    pubsub = dispatcher_client.pubsub()
-    await pubsub.subscribe("evaluation:completed")
+    lines = [line for line in acl_server.acl.splitlines() if line.strip()]
+    assert [line.split()[:3] for line in lines] == [
+        ["user", "default", "off"],
+        ["user", "dispatcher", "on"],
+    ]
+    assert "sidecar" not in acl_server.acl
+    assert "nopass" not in acl_server.acl
+
+
+async def test_the_server_knows_no_user_but_the_dispatcher(
+    acl_server: acl_redis.AclServer,
+) -> None:
+    inspector = acl_server.inspector()
+    try:
+        users = {u.decode() for u in await inspector.execute_command("ACL", "USERS")}
+        assert users == {"default", "dispatcher", acl_redis.INSPECTOR}
+        default = await inspector.acl_getuser("default")
+        assert "off" in default["flags"]
+        assert default["passwords"] == []
+        assert await inspector.acl_getuser("sidecar") is None
+    finally:
+        await inspector.aclose()
+
+
+@pytest.mark.parametrize("user", [None, "default", "sidecar", "evaluation"])
+async def test_nobody_but_the_dispatcher_gets_in(
+    acl_server: acl_redis.AclServer, user: str | None
+) -> None:
+    # Even with the dispatcher's own password: only its user name goes with it.
+    for password in (None, acl_server.passwords["dispatcher"], "password"):
+        client = acl_server.connect(user, password)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await client.execute_command("PING")
+        await client.aclose()
+
+
+async def test_dispatcher_user_publishes_and_consumes_events(
+    acl_server: acl_redis.AclServer, dispatcher_client: Any
+) -> None:
+    listener = acl_server.client("dispatcher")
+    pubsub = listener.pubsub()
+    await pubsub.subscribe(keys.LEGACY_COMPLETED)
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
-    sink = streams.Publisher(sidecar_client)
-    eval_id = "acl-1"
-    running = events.Event(eval_id=eval_id, type="running", source="sidecar", started_at=1.0)
-    output = events.Event(
-        eval_id=eval_id, type="output", source="sidecar", stream="stdout", offset=0, data="hi\n"
+    await dispatcher_client.xgroup_create(
+        keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True
     )
+    sink = publish.Publisher(dispatcher_client)
+    eval_id = "acl-1"
+    accepted = events.Event(eval_id=eval_id, type="accepted", source="dispatcher", job_name="j")
+    assert (await sink.publish(accepted, token="accepted")).seq == 1
+    # What the ingest endpoint publishes for a sidecar: budgeted, through the same script.
+    running = events.Event(eval_id=eval_id, type="running", source="sidecar", started_at=1.0)
     done = events.Event(
         eval_id=eval_id,
         type="completed",
@@ -73,83 +99,48 @@ async def test_sidecar_user_publishes_every_kind_of_event(
         truncated=False,
         verified=False,
     )
-    assert (await sink.publish(running, token="running")).seq == 1
-    assert (await sink.publish(output, token="output:stdout:0:3")).seq == 2
-    first = await sink.publish(done, token="terminal")
-    again = await sink.publish(done, token="terminal")
-    assert (first.seq, first.legacy_published, again.duplicate) == (3, True, True)
+    published = await sink.publish_many(
+        [(running, "sidecar:running"), (done, "sidecar:terminal")], budget=True
+    )
+    assert [p.seq for p in published] == [2, 3]
+    assert published[1].legacy_published
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
     assert message is not None
     assert b'"exit_code":0' in message["data"]
     await pubsub.aclose()
-    # The dispatcher user reads what the sidecar wrote.
-    assert await dispatcher_client.xlen(streams.eval_stream(eval_id)) == 3
-    assert await dispatcher_client.xlen(streams.GLOBAL_STREAM) >= 3
+    await listener.aclose()
+    assert await dispatcher_client.xlen(keys.eval_stream(eval_id)) == 3
+    entries = await dispatcher_client.xreadgroup(
+        keys.CONSUMER_GROUP, "c1", {keys.GLOBAL_STREAM: ">"}, count=10
+    )
+    assert entries
+    await dispatcher_client.xautoclaim(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, "c2", 0)
+    await dispatcher_client.hset(keys.record_key("x"), mapping={"status": '"accepted"'})
+    await dispatcher_client.expire(keys.record_key("x"), 60)
+    await dispatcher_client.zadd(keys.INDEX, {"x": 1.0})
 
 
-SIDECAR_FORBIDDEN = [
-    ("GET", "crucible:eval:acl-1"),
-    ("HGETALL", "crucible:pub:acl-1"),
-    ("XRANGE", "crucible:events", "-", "+"),
-    ("XADD", "other:stream", "*", "f", "v"),
-    ("SET", "crucible:eval:acl-1", "x"),
-    ("DEL", "crucible:events"),
-    ("PUBLISH", "other-channel", "x"),
-    ("SUBSCRIBE", "evaluation:completed"),
+DISPATCHER_FORBIDDEN = [
     ("FLUSHALL",),
     ("KEYS", "*"),
-    ("CONFIG", "GET", "*"),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"),
     ("ACL", "LIST"),
+    ("ACL", "SETUSER", "sidecar", "on", ">x", "+@all", "~*"),
+    ("GET", "not-crucible"),
+    ("SET", "other:key", "x"),
+    ("PUBLISH", "other", "x"),
     # Scripts run with the caller's rights: no detour through EVAL.
-    ("EVAL", "return redis.call('GET', KEYS[1])", "1", "crucible:eval:acl-1"),
-    ("EVAL", "return redis.call('DEL', KEYS[1])", "1", "crucible:events:acl-1"),
+    ("EVAL", "return redis.call('FLUSHALL')", "0"),
+    ("EVAL", "return redis.call('GET', KEYS[1])", "1", "not-crucible"),
 ]
 
 
 @pytest.mark.parametrize(
-    "command", SIDECAR_FORBIDDEN, ids=[" ".join(c[:2]) for c in SIDECAR_FORBIDDEN]
+    "command", DISPATCHER_FORBIDDEN, ids=[" ".join(c[:2]) for c in DISPATCHER_FORBIDDEN]
 )
-async def test_sidecar_user_may_do_nothing_else(
-    sidecar_client: Any, command: tuple[str, ...]
+async def test_dispatcher_user_cannot_touch_the_server_or_other_keys(
+    dispatcher_client: Any, command: tuple[str, ...]
 ) -> None:
     with pytest.raises(redis.exceptions.ResponseError, match=NO_PERMISSION):
-        await sidecar_client.execute_command(*command)
-
-
-async def test_dispatcher_user_has_crucible_keys_but_not_the_server(dispatcher_client: Any) -> None:
-    await dispatcher_client.xgroup_create(
-        streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True
-    )
-    entries = await dispatcher_client.xreadgroup(
-        streams.CONSUMER_GROUP, "c1", {streams.GLOBAL_STREAM: ">"}, count=10
-    )
-    assert entries is not None
-    await dispatcher_client.hset("crucible:eval:x", mapping={"status": "accepted"})
-    await dispatcher_client.expire("crucible:eval:x", 60)
-    await dispatcher_client.zadd("crucible:evals", {"x": 1.0})
-    await dispatcher_client.xautoclaim(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, "c2", 0)
-    sink = streams.Publisher(dispatcher_client)
-    event = events.Event(eval_id="x", type="accepted", source="dispatcher", job_name="j")
-    assert (await sink.publish(event, token="accepted")).seq == 1
-    for command in (
-        ("FLUSHALL",),
-        ("KEYS", "*"),
-        ("CONFIG", "SET", "maxmemory", "1"),
-        ("GET", "not-crucible"),
-        ("PUBLISH", "other", "x"),
-    ):
-        with pytest.raises(redis.exceptions.ResponseError, match=NO_PERMISSION):
-            await dispatcher_client.execute_command(*command)
-
-
-async def test_default_user_is_off_and_wrong_passwords_fail(
-    acl_server: acl_redis.AclServer,
-) -> None:
-    anonymous = acl_server.client(None)
-    with pytest.raises(redis.exceptions.AuthenticationError):
-        await anonymous.execute_command("PING")
-    await anonymous.aclose()
-    wrong = acl_server.connect("sidecar", acl_server.passwords["dispatcher"])
-    with pytest.raises(redis.exceptions.AuthenticationError):
-        await wrong.execute_command("PING")
-    await wrong.aclose()
+        await dispatcher_client.execute_command(*command)

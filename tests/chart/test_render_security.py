@@ -128,18 +128,32 @@ def test_no_generated_secret_appears_outside_its_secret(helm: str) -> None:
                 assert not [s for s in secrets if s in text], f"{name}: {m['metadata']['name']}"
 
 
-def test_sidecar_password_secret_is_mounted_by_no_chart_pod(
-    defaults: list[render.Manifest],
-) -> None:
-    """Only evaluation pods' sidecars mount it (the dispatcher adds that mount per Job)."""
-    sidecar_secret = render.one(defaults, "Secret", "-sidecar-redis")["metadata"]["name"]
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_secret_or_value_serves_a_redis_credential_for_pods(helm: str, name: str) -> None:
+    manifests = rendered(name)
+    for secret in render.find(manifests, "Secret"):
+        assert "sidecar" not in secret["metadata"]["name"]
+        assert not [k for k in secret.get("data", {}) if "sidecar" in k]
+    env = render.resolved_env(manifests) if name == "defaults" else {}
+    assert not [n for n in env if "SIDECAR_REDIS" in n or "REDIS_PASSWORD_SECRET" in n]
+
+
+def test_ingest_key_is_mounted_by_the_dispatcher_alone(defaults: list[render.Manifest]) -> None:
+    ingest_secret = render.one(defaults, "Secret", "-ingest-key")["metadata"]["name"]
+    mounting = []
     for owner, spec in render.pod_specs(defaults):
-        for volume in spec.get("volumes", []):
-            assert volume.get("secret", {}).get("secretName") != sidecar_secret, owner
+        volumes = [
+            v["name"]
+            for v in spec.get("volumes", [])
+            if v.get("secret", {}).get("secretName") == ingest_secret
+        ]
         for c in containers(spec):
+            if any(m["name"] in volumes for m in c.get("volumeMounts", [])):
+                mounting.append(f"{owner}/{c['name']}")
             for env in c.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef", {})
-                assert ref.get("name") != sidecar_secret, f"{owner}/{c['name']}"
+                assert ref.get("name") != ingest_secret, f"{owner}/{c['name']}"
+    assert mounting == [f"{render.FULLNAME}-dispatcher/dispatcher"]
 
 
 def test_redis_pod_mounts_the_acl_file_but_no_password(defaults: list[render.Manifest]) -> None:
@@ -148,43 +162,86 @@ def test_redis_pod_mounts_the_acl_file_but_no_password(defaults: list[render.Man
     assert acl["secret"]["items"] == [{"key": "users.acl", "path": "users.acl"}]
 
 
+def pod_labels(manifests: list[render.Manifest], kind: str) -> dict[str, str]:
+    labels: dict[str, str] = render.one(manifests, kind)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selects(peer: render.Manifest, labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicyPeer without namespaceSelector picks a pod of the release's
+    namespace with these labels (matchLabels only: the chart renders no expressions)."""
+    assert "namespaceSelector" not in peer
+    assert "ipBlock" not in peer
+    selector = peer["podSelector"]
+    assert set(selector) <= {"matchLabels"}
+    matched: bool = selector.get("matchLabels", {}).items() <= labels.items()
+    return matched
+
+
 def test_network_policies_isolate_evaluation_pods(defaults: list[render.Manifest]) -> None:
     policy = render.one(defaults, "NetworkPolicy", "-evaluation")
     spec = policy["spec"]
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     assert spec["ingress"] == []
-    redis_labels = render.one(defaults, "StatefulSet", "-redis")["spec"]["template"]["metadata"][
-        "labels"
-    ]
-    egress_ports = []
+    evaluation = dict(spec["podSelector"]["matchLabels"])
+    dispatcher = pod_labels(defaults, "Deployment")
+    redis = pod_labels(defaults, "StatefulSet")
+    dns, to_dispatcher = [], []
     for rule in spec["egress"]:
+        ports = sorted((p["port"], p["protocol"]) for p in rule["ports"])
         for peer in rule["to"]:
-            selected = peer.get("podSelector", {}).get("matchLabels", {})
-            assert "ipBlock" not in peer
-            assert selected.items() <= redis_labels.items() or selected == {"k8s-app": "kube-dns"}
-        egress_ports += [(p["port"], p["protocol"]) for p in rule["ports"]]
-    assert sorted(egress_ports) == [(53, "TCP"), (53, "UDP"), (6379, "TCP")]
-    # Redis admits the evaluation pods the policy above selects, and the dispatcher.
+            if peer.get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"}:
+                assert "namespaceSelector" in peer
+                dns.append(ports)
+                continue
+            assert not selects(peer, redis), "evaluation pods may reach Redis"
+            assert selects(peer, dispatcher)
+            to_dispatcher.append(ports)
+    assert dns == [[(53, "TCP"), (53, "UDP")]]
+    assert to_dispatcher == [[(8080, "TCP")]]
+    # Redis admits the dispatcher alone: not evaluation pods, not the helm test pod.
     redis_policy = render.one(defaults, "NetworkPolicy", "-redis")["spec"]
-    selectors = [p["podSelector"]["matchLabels"] for p in redis_policy["ingress"][0]["from"]]
-    assert spec["podSelector"]["matchLabels"] in selectors
+    assert redis_policy["policyTypes"] == ["Ingress"]
+    (redis_rule,) = redis_policy["ingress"]
+    assert redis_rule["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    assert [selects(p, dispatcher) for p in redis_rule["from"]] == [True]
+    assert not any(selects(p, evaluation) for p in redis_rule["from"])
+    test_pod = render.one(defaults, "Pod", "-test")["metadata"]["labels"]
+    assert not any(selects(p, test_pod) for p in redis_rule["from"])
+    # The dispatcher admits anyone on its API port (dispatcherIngressFrom is empty) and, by a
+    # rule of their own, evaluation pods on that port.
     dispatcher_policy = render.one(defaults, "NetworkPolicy", "-dispatcher")["spec"]
-    assert dispatcher_policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert dispatcher_policy["ingress"][0] == {"ports": [{"port": "http", "protocol": "TCP"}]}
+    (evaluation_rule,) = dispatcher_policy["ingress"][1:]
+    assert evaluation_rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert [selects(p, evaluation) for p in evaluation_rule["from"]] == [True]
 
 
-def test_restricted_dispatcher_ingress_still_admits_the_helm_test(helm: str) -> None:
+def test_restricted_dispatcher_ingress_still_admits_the_helm_test_and_evaluations(
+    helm: str,
+) -> None:
     manifests = render.template(
         sets=["networkPolicy.dispatcherIngressFrom[0].podSelector.matchLabels.role=client"]
     )
-    peers = render.one(manifests, "NetworkPolicy", "-dispatcher")["spec"]["ingress"][0]["from"]
-    test_pod = next(
-        m for m in render.find(manifests, "Pod") if m["metadata"]["name"].endswith("-test")
-    )
-    selectors = [p["podSelector"]["matchLabels"] for p in peers]
-    assert {"role": "client"} in selectors
-    assert any(
-        s.items() <= test_pod["metadata"]["labels"].items() for s in selectors if "role" not in s
-    )
+    rules = render.one(manifests, "NetworkPolicy", "-dispatcher")["spec"]["ingress"]
+    assert all(r["ports"] == [{"port": "http", "protocol": "TCP"}] for r in rules)
+    peers = [p for r in rules for p in r["from"]]
+    test_pod = render.one(manifests, "Pod", "-test")["metadata"]["labels"]
+    evaluation = render.one(manifests, "NetworkPolicy", "-evaluation")["spec"]["podSelector"]
+    assert {"role": "client"} in [p["podSelector"]["matchLabels"] for p in peers]
+    assert any(selects(p, test_pod) for p in peers)
+    assert any(selects(p, evaluation["matchLabels"]) for p in peers)
+    # A client is not an evaluation pod, nor the other way round.
+    assert not selects(peers[0], evaluation["matchLabels"])
+
+
+def test_helm_test_pod_reaches_the_dispatcher_only(defaults: list[render.Manifest]) -> None:
+    spec = render.one(defaults, "NetworkPolicy", "-test")["spec"]
+    dispatcher = pod_labels(defaults, "Deployment")
+    redis = pod_labels(defaults, "StatefulSet")
+    peers = [p for r in spec["egress"] for p in r["to"] if "namespaceSelector" not in p]
+    assert peers
+    assert all(selects(p, dispatcher) and not selects(p, redis) for p in peers)
 
 
 def test_network_policies_can_be_switched_off(helm: str) -> None:

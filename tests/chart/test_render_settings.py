@@ -60,7 +60,11 @@ def test_settings_built_from_the_deployment_env_match_the_chart(
     mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
     token = render.secret_value(defaults, f"{render.FULLNAME}-api-tokens", "tokens")
     password = render.secret_value(defaults, f"{render.FULLNAME}-redis", "dispatcher-password")
+    ingest_key = render.secret_value(defaults, f"{render.FULLNAME}-ingest-key", "ingest-key")
     assert env["CRUCIBLE_API_TOKENS_FILE"] == mounts["api-tokens"] + "/tokens"
+    assert env["CRUCIBLE_INGEST_KEY_FILE"] == mounts["ingest-key"] + "/key"
+    assert settings.ingest_key is None
+    assert settings.ingest_key_bytes() == ingest_key.encode()
     assert settings.backend == "kubernetes"
     assert settings.tokens() == (token,)
     assert settings.redis_url == (
@@ -75,13 +79,36 @@ def test_settings_built_from_the_deployment_env_match_the_chart(
     assert kube.platform_image == spec["containers"][0]["image"]
     evaluation_account = render.one(defaults, "ServiceAccount", "-evaluation")
     assert kube.service_account_name == evaluation_account["metadata"]["name"]
-    assert kube.sidecar_redis_url.startswith("redis://sidecar@")
-    assert kube.redis_password_secret == f"{render.FULLNAME}-sidecar-redis"
-    assert render.secret_value(defaults, kube.redis_password_secret, kube.redis_password_secret_key)
+    assert kube.sidecar_ingest_url == (
+        f"http://{render.FULLNAME}-dispatcher.{render.NAMESPACE}.svc:8080"
+    )
+    assert settings.sidecar_url() == kube.sidecar_ingest_url
     assert settings.images == {"python": "python:3.11-slim"}
+    # Nothing in the env speaks of a Redis credential for pods.
+    assert not [n for n in env if "SIDECAR" in n and ("REDIS" in n or "PASSWORD" in n)]
 
 
-def test_external_redis_users_and_secret_reach_the_settings(helm: str) -> None:
+def test_ingest_url_is_the_dispatcher_service_as_pods_reach_it(helm: str) -> None:
+    manifests = render.template(
+        sets=["fullnameOverride=ev", "dispatcher.port=8181", "dispatcher.service.port=9090"]
+    )
+    env = {e["name"]: e.get("value") for e in deployment_env(manifests)}
+    url = env["CRUCIBLE_KUBERNETES__SIDECAR_INGEST_URL"]
+    assert url == f"http://ev-dispatcher.{render.NAMESPACE}.svc:9090"
+    service = render.one(manifests, "Service", "-dispatcher")
+    assert service["metadata"]["name"] == "ev-dispatcher"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 9090, "targetPort": "http", "protocol": "TCP"}
+    ]
+    container = render.one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0] == {"name": "http", "containerPort": 8181, "protocol": "TCP"}
+    # Policies see the pod port behind the Service: that is the one evaluation pods may reach.
+    egress = render.one(manifests, "NetworkPolicy", "-evaluation")["spec"]["egress"]
+    dispatcher_rule = next(r for r in egress if "podSelector" in r["to"][0])
+    assert dispatcher_rule["ports"] == [{"port": 8181, "protocol": "TCP"}]
+
+
+def test_external_redis_user_and_secret_reach_the_settings(helm: str) -> None:
     manifests = render.template(
         values=[render.REPO / "tests/chart/scenarios/external-redis-values.yaml"]
     )
@@ -93,10 +120,23 @@ def test_external_redis_users_and_secret_reach_the_settings(helm: str) -> None:
     assert env["CRUCIBLE_REDIS_URL"]["value"] == (
         "redis://dispatcher:$(REDIS_PASSWORD)@redis.shared.svc.cluster.local:6380/0"
     )
-    assert env["CRUCIBLE_KUBERNETES__SIDECAR_REDIS_URL"]["value"] == (
-        "redis://sidecar@redis.shared.svc.cluster.local:6380/0"
+    assert env["CRUCIBLE_KUBERNETES__SIDECAR_INGEST_URL"]["value"] == (
+        f"http://{render.FULLNAME}-dispatcher.{render.NAMESPACE}.svc:8080"
     )
-    assert env["CRUCIBLE_KUBERNETES__REDIS_PASSWORD_SECRET"]["value"] == "shared-redis-users"
-    assert env["CRUCIBLE_KUBERNETES__REDIS_PASSWORD_SECRET_KEY"]["value"] == "crucible-sidecar"
+    assert [e for e in env.values() if "shared-redis-users" in str(e)] == [env["REDIS_PASSWORD"]]
     assert render.find(manifests, "StatefulSet") == []
     assert render.find(manifests, "Secret", "-redis") == []
+    assert render.find(manifests, "NetworkPolicy", "-redis") == []
+
+
+def test_external_redis_default_user(helm: str) -> None:
+    manifests = render.template(
+        sets=[
+            "redis.enabled=false",
+            "externalRedis.host=r",
+            "externalRedis.existingSecret=s",
+            "externalRedis.dispatcherUsername=",
+        ]
+    )
+    env = {e["name"]: e.get("value") for e in deployment_env(manifests)}
+    assert env["CRUCIBLE_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@r:6379/0"

@@ -94,6 +94,16 @@ BAD_VALUES = {
         "dispatcher.extraEnv[0].value=local",
     ],
     "bad digest": ["image.digest=latest"],
+    "removed sidecar Redis user": ["externalRedis.sidecarUsername=sidecar"],
+    "removed sidecar password key": ["externalRedis.sidecarPasswordKey=sidecar-password"],
+    "maxmemory in words": ["redis.maxmemory=lots"],
+    "maxmemory zero (unlimited)": ["redis.maxmemory=0"],
+    "memory limit in a unit Kubernetes lacks": ["redis.resources.limits.memory=512ki"],
+    "ingest key secret not a name": ["dispatcher.ingestKey.existingSecret=Not_A_Name"],
+    "ingest key secret key empty": [
+        "dispatcher.ingestKey.existingSecret=k",
+        "dispatcher.ingestKey.existingSecretKey=",
+    ],
 }
 
 

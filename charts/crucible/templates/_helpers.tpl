@@ -124,7 +124,7 @@ crucible.redis.fullname: name of the built-in Redis's StatefulSet, Service and c
 {{- end }}
 
 {{/*
-crucible.redis.host: the Redis host the dispatcher and the sidecars connect to.
+crucible.redis.host: the Redis host the dispatcher connects to (nothing else does).
 */}}
 {{- define "crucible.redis.host" -}}
 {{- if .Values.redis.enabled }}
@@ -142,31 +142,14 @@ crucible.redis.port: the port of the built-in or external Redis.
 {{- end }}
 
 {{/*
-crucible.redis.url: a Redis URL for one user. Takes a dict: context and user ("dispatcher" or
-"sidecar"). The password is never part of it: the dispatcher's URL gets it through the
-$(REDIS_PASSWORD) variable expansion of Kubernetes, the sidecar reads it from a file.
+crucible.redis.url: the dispatcher's Redis URL, its password left as $(REDIS_PASSWORD) for the
+kubelet to expand from the Secret (the password is never rendered into the Deployment). The
+built-in Redis has the `dispatcher` ACL user; an external one has externalRedis.dispatcherUsername
+(empty: the `default` user).
 */}}
 {{- define "crucible.redis.url" -}}
-{{- $ctx := .context }}
-{{- $user := "" }}
-{{- if $ctx.Values.redis.enabled }}
-{{- $user = .user }}
-{{- else if eq .user "dispatcher" }}
-{{- $user = $ctx.Values.externalRedis.dispatcherUsername }}
-{{- else if eq .user "sidecar" }}
-{{- $user = $ctx.Values.externalRedis.sidecarUsername }}
-{{- else }}
-{{- fail (printf "crucible.redis.url: unknown user %q" .user) }}
-{{- end }}
-{{- $auth := "" }}
-{{- if and $user .withPassword }}
-{{- $auth = printf "%s:$(REDIS_PASSWORD)@" $user }}
-{{- else if .withPassword }}
-{{- $auth = ":$(REDIS_PASSWORD)@" }}
-{{- else if $user }}
-{{- $auth = printf "%s@" $user }}
-{{- end }}
-{{- printf "redis://%s%s:%s/0" $auth (include "crucible.redis.host" $ctx) (include "crucible.redis.port" $ctx) }}
+{{- $user := ternary "dispatcher" .Values.externalRedis.dispatcherUsername .Values.redis.enabled }}
+{{- printf "redis://%s:$(REDIS_PASSWORD)@%s:%s/0" $user (include "crucible.redis.host" .) (include "crucible.redis.port" .) }}
 {{- end }}
 
 {{/*
@@ -189,31 +172,66 @@ crucible.redis.dispatcherPasswordKey: key of the dispatcher's password in that S
 {{- end }}
 
 {{/*
-crucible.sidecar.secretName: the Secret holding the sidecar's password.
+crucible.redis.maxmemory: Redis's `maxmemory`: redis.maxmemory when set, else 80% of the Redis
+container's memory limit in bytes (the rest is headroom for the server itself, client buffers
+and the append-only-file rewrite's fork), so Redis refuses writes before the kubelet kills it.
 */}}
-{{- define "crucible.sidecar.secretName" -}}
-{{- if and .Values.redis.enabled (not .Values.redis.auth.existingSecret) }}
-{{- printf "%s-sidecar-redis" (include "crucible.fullname" .) }}
+{{- define "crucible.redis.maxmemory" -}}
+{{- if .Values.redis.maxmemory }}
+{{- .Values.redis.maxmemory }}
 {{- else }}
-{{- include "crucible.redis.secretName" . }}
+{{- $limit := dig "limits" "memory" "" (.Values.redis.resources | default dict) }}
+{{- if not $limit }}
+{{- fail "redis.maxmemory is empty and redis.resources.limits.memory is unset: set one of them (Redis must refuse writes before it runs out of memory)" }}
+{{- end }}
+{{- $bytes := include "crucible.quantityBytes" $limit | float64 }}
+{{- printf "%d" (int64 (floor (mulf $bytes 0.8))) }}
 {{- end }}
 {{- end }}
 
 {{/*
-crucible.sidecar.secretKey: key of the sidecar's password in that Secret.
+crucible.quantityBytes: a Kubernetes memory quantity ("512Mi", "1G", "536870912", "1.5Gi") in
+bytes, as an integer string. Fails on forms a memory limit should not use (milli units,
+exponents).
 */}}
-{{- define "crucible.sidecar.secretKey" -}}
-{{- if not .Values.redis.enabled }}
-{{- .Values.externalRedis.sidecarPasswordKey }}
-{{- else if .Values.redis.auth.existingSecret }}sidecar-password
-{{- else }}password
+{{- define "crucible.quantityBytes" -}}
+{{- $text := . | toString }}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}{{ $text = int64 . | toString }}{{ end }}
+{{- if not (regexMatch `^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$` $text) }}
+{{- fail (printf "cannot read the memory quantity %q: use a form like 512Mi or 1G, or set redis.maxmemory" $text) }}
 {{- end }}
+{{- $number := regexFind `^[0-9]+(\.[0-9]+)?` $text }}
+{{- $suffix := trimPrefix $number $text }}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "P" 1000000000000000 "E" 1000000000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 }}
+{{- printf "%d" (int64 (floor (mulf (float64 $number) (float64 (get $factors $suffix))))) }}
+{{- end }}
+
+{{/*
+crucible.ingestKey.secretName: the Secret holding the key sidecar credentials derive from.
+*/}}
+{{- define "crucible.ingestKey.secretName" -}}
+{{- default (printf "%s-ingest-key" (include "crucible.fullname" .)) .Values.dispatcher.ingestKey.existingSecret }}
+{{- end }}
+
+{{/*
+crucible.ingestKey.secretKey: key of the ingest key in that Secret.
+*/}}
+{{- define "crucible.ingestKey.secretKey" -}}
+{{- if .Values.dispatcher.ingestKey.existingSecret }}{{ .Values.dispatcher.ingestKey.existingSecretKey }}{{ else }}ingest-key{{ end }}
+{{- end }}
+
+{{/*
+crucible.dispatcher.ingestUrl: the dispatcher's URL as evaluation pods reach it: its Service by
+the namespace-qualified name, on the Service port. Sidecars POST their events there.
+*/}}
+{{- define "crucible.dispatcher.ingestUrl" -}}
+{{- printf "http://%s.%s.svc:%v" (include "crucible.dispatcher.fullname" .) .Release.Namespace .Values.dispatcher.service.port }}
 {{- end }}
 
 {{/*
 crucible.generated: the generated secret values as JSON, computed once per render and shared
-by every template that needs them (the ACL file must hash the same passwords the two password
-Secrets hold, and checksum annotations must see the same content). A value already stored in
+by every template that needs them (the ACL file must hash the password the Redis Secret holds,
+and checksum annotations must see the same content). A value already stored in
 the release's Secret is reused (lookup), so upgrades keep passwords and tokens; `helm template`
 and --dry-run have no cluster to look up, so they show fresh random values.
 */}}
@@ -221,12 +239,12 @@ and --dry-run have no cluster to look up, so they show fresh random values.
 {{- if not (hasKey $ "crucibleGenerated") }}
 {{- $fullname := include "crucible.fullname" . }}
 {{- $redis := lookup "v1" "Secret" .Release.Namespace (printf "%s-redis" $fullname) | default dict }}
-{{- $sidecar := lookup "v1" "Secret" .Release.Namespace (printf "%s-sidecar-redis" $fullname) | default dict }}
 {{- $tokens := lookup "v1" "Secret" .Release.Namespace (printf "%s-api-tokens" $fullname) | default dict }}
+{{- $ingest := lookup "v1" "Secret" .Release.Namespace (printf "%s-ingest-key" $fullname) | default dict }}
 {{- $values := dict
   "dispatcherPassword" (include "crucible.keptOrRandom" (dict "secret" $redis "key" "dispatcher-password" "length" 32))
-  "sidecarPassword" (include "crucible.keptOrRandom" (dict "secret" $sidecar "key" "password" "length" 32))
-  "apiToken" (include "crucible.keptOrRandom" (dict "secret" $tokens "key" "tokens" "length" 40)) }}
+  "apiToken" (include "crucible.keptOrRandom" (dict "secret" $tokens "key" "tokens" "length" 40))
+  "ingestKey" (include "crucible.keptOrRandom" (dict "secret" $ingest "key" "ingest-key" "length" 64)) }}
 {{- $_ := set $ "crucibleGenerated" $values }}
 {{- end }}
 {{- toJson (get $ "crucibleGenerated") }}
@@ -247,15 +265,13 @@ key, length.
 {{- end }}
 
 {{/*
-crucible.redis.aclFile: the Redis ACL file. `default` is off; `dispatcher` has every command but
-the @dangerous ones (FLUSHALL, KEYS, CONFIG, ...) on crucible's keys and the legacy channels;
-`sidecar` may run only what sidecar/publish.lua calls (read it before changing this), on crucible's event keys and the
-evaluation:* channels. Passwords are stored as SHA-256 hashes. Takes a dict: dispatcherPassword,
-sidecarPassword.
+crucible.redis.aclFile: the Redis ACL file. `default` is off; `dispatcher`, the one user, has
+every command but the @dangerous ones (FLUSHALL, KEYS, CONFIG, ...) on crucible's keys and the
+legacy channels. Evaluation pods have no user: their sidecars hand events to the dispatcher over
+HTTP. The password is stored as a SHA-256 hash. Takes a dict: dispatcherPassword.
 */}}
 {{- define "crucible.redis.aclFile" -}}
-{{- if or (not .dispatcherPassword) (not .sidecarPassword) }}{{ fail "crucible.redis.aclFile: both passwords are required" }}{{ end -}}
+{{- if not .dispatcherPassword }}{{ fail "crucible.redis.aclFile: the dispatcher's password is required" }}{{ end -}}
 user default off resetkeys resetchannels -@all
 user dispatcher on #{{ sha256sum .dispatcherPassword }} resetkeys ~crucible:* resetchannels &evaluation:* -@all +@all -@dangerous
-user sidecar on #{{ sha256sum .sidecarPassword }} resetkeys ~crucible:events ~crucible:events:* ~crucible:pub:* resetchannels &evaluation:* -@all +ping +select +evalsha +eval +script|load +xadd +hget +hset +hsetnx +hincrby +expire +publish
 {{ end }}

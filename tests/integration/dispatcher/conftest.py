@@ -16,9 +16,11 @@ from dispatcher.app import create_app
 from dispatcher.backends import base
 from dispatcher.backends.local import LocalBackend
 from dispatcher.backends.local_config import LocalConfig
-from dispatcher.serve import sidecar_env
+from dispatcher.ingest import SidecarLink
+from dispatcher.publish import Publisher
 from dispatcher.settings import DispatcherSettings
-from sidecar import events, streams
+from tests import redisproc
+from wire import events
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,6 +75,7 @@ def make_settings(redis_url: str, **overrides: Any) -> DispatcherSettings:
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "sse_heartbeat_seconds": 0.2,
+        "sse_verify_wait_seconds": 1.0,
         "consumer": {"block_seconds": 0.1, "claim_interval_seconds": 0.5},
         **overrides,
     }
@@ -105,15 +108,19 @@ async def local_api(
     """Factory: the API with the real local backend (``LocalConfig`` overrides as kwargs)."""
 
     async def make(**local: Any) -> AppClient:
-        settings = make_settings(redis_url, local={"work_root": str(tmp_path / "work"), **local})
-        publisher = streams.Publisher(redis_client, settings.streams)
+        # The sidecars must know where the dispatcher listens before it starts.
+        port = redisproc.free_port()
+        settings = make_settings(
+            redis_url, port=port, local={"work_root": str(tmp_path / "work"), **local}
+        )
         backend = LocalBackend(
             LocalConfig(**settings.local.model_dump()),
             redis_url=redis_url,
-            publisher=publisher,
-            sidecar_env=sidecar_env(settings.streams),
+            publisher=Publisher(redis_client, settings.streams),
+            link=SidecarLink(url=settings.sidecar_url(), key=settings.ingest_key_bytes()),
         )
-        client: AppClient = await aiohttp_client(create_app(settings, backend, redis_client))
+        app = create_app(settings, backend, redis_client)
+        client: AppClient = await aiohttp_client(app, server_kwargs={"port": port})
         return client
 
     return make
@@ -123,7 +130,7 @@ async def publish(client: redis.asyncio.Redis, eval_id: str, kind: str, **fields
     """Publish an event as its producer would (sidecar unless ``source`` says otherwise)."""
     fields.setdefault("source", "sidecar")
     event = events.Event(eval_id=eval_id, type=events.EventType(kind), **fields)
-    return (await streams.Publisher(client).publish(event)).stream_id
+    return (await Publisher(client).publish(event)).stream_id
 
 
 async def wait_for(

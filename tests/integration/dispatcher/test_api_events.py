@@ -1,8 +1,9 @@
-"""GET /v1/evaluations/{id}/events: SSE replay, live follow, resume, end at the first terminal."""
+"""GET /v1/evaluations/{id}/events: SSE replay, live follow, resume, end at the verified end."""
 
 import asyncio
 import io
 import json
+import time
 from typing import Any
 
 from dispatcher import client as cli_client
@@ -30,21 +31,37 @@ async def submitted(api: AppClient, eval_id: str) -> None:
     assert (await api.post("/v1/evaluations", json={"code": "1", "eval_id": eval_id})).status == 201
 
 
-async def test_replay_of_a_finished_evaluation_ends_after_the_terminal_event(
+async def test_replay_of_a_finished_evaluation_ends_after_the_verified_verdict(
     api: AppClient, redis_client: Any
 ):
     await submitted(api, "done")
     await publish(redis_client, "done", "running", started_at=1.0)
     await publish(redis_client, "done", "output", stream="stdout", offset=0, data="hi\n")
     await publish(redis_client, "done", "completed", exit_code=0)
-    # Published after the end: not part of this response (it ends at the first terminal event).
+    # The verified verdict corrects the first: a client reading to the end holds it.
     await publish(redis_client, "done", "failed", exit_code=1, source="dispatcher", verified=True)
+    # Published after the verified end: not part of this response.
+    await publish(redis_client, "done", "output", stream="stdout", offset=3, data="late\n")
     response = await api.get("/v1/evaluations/done/events")
     assert response.headers["Content-Type"].startswith("text/event-stream")
     messages = await read_messages(response)
-    assert [m["event"] for m in messages] == ["accepted", "running", "output", "completed"]
-    assert [m["data"]["seq"] for m in messages] == [1, 2, 3, 4]
+    kinds = [m["event"] for m in messages]
+    assert kinds == ["accepted", "running", "output", "completed", "failed"]
+    assert [m["data"]["seq"] for m in messages] == [1, 2, 3, 4, 5]
     assert messages[2]["data"]["data"] == "hi\n"
+    assert messages[-1]["data"]["verified"] is True
+
+
+async def test_without_a_verified_verdict_the_stream_ends_after_the_wait(
+    api: AppClient, redis_client: Any, settings: Any
+):
+    await submitted(api, "unconfirmed")
+    await publish(redis_client, "unconfirmed", "completed", exit_code=0)
+    started = time.monotonic()
+    messages = await read_messages(await api.get("/v1/evaluations/unconfirmed/events"))
+    waited = time.monotonic() - started
+    assert [m["event"] for m in messages] == ["accepted", "completed"]
+    assert settings.sse_verify_wait_seconds <= waited < settings.sse_verify_wait_seconds + 5
 
 
 async def test_live_events_arrive_and_the_stream_ends_at_the_end(api: AppClient, redis_client: Any):
@@ -57,10 +74,13 @@ async def test_live_events_arrive_and_the_stream_ends_at_the_end(api: AppClient,
 
     await publish(redis_client, "live", "running", started_at=2.0)
     await publish(redis_client, "live", "timeout", reason="timeout after 1s", exit_code=143)
-    # read() returns only once the server ends the response: it does so after the timeout event.
+    await publish(
+        redis_client, "live", "timeout", exit_code=143, source="dispatcher", verified=True
+    )
+    # read() returns only once the server ends the response: after the verified timeout event.
     rest = (await response.read()).decode()
     assert rest.index("event: running") < rest.index("event: timeout")
-    assert rest.rstrip().endswith("}")
+    assert rest.rstrip().endswith('"verified":true}')
 
 
 async def test_last_event_id_resumes_after_that_event(api: AppClient, redis_client: Any):

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from dispatcher import errors, store
-from sidecar import streams
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, queue_full
+from wire import keys
 
 
 async def test_created_record_has_defaults_and_job_name(api: AppClient, fake_backend: FakeBackend):
@@ -35,7 +35,7 @@ async def test_eval_id_is_generated_when_absent(api: AppClient):
 
 async def test_accepted_event_is_published_after_the_record(api: AppClient, redis_client: Any):
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "pub"})
-    entries = await redis_client.xrange(streams.eval_stream("pub"))
+    entries = await redis_client.xrange(keys.eval_stream("pub"))
     assert b'"type":"accepted"' in entries[0][1][b"event"]
 
 
@@ -70,7 +70,7 @@ async def test_queue_full_is_429_with_retry_after_and_leaves_nothing(
     response = await api.post("/v1/evaluations", json={"code": "x", "eval_id": "full"})
     assert response.status == 429
     assert response.headers["Retry-After"] == "7"
-    assert not await redis_client.exists(store.record_key("full"), streams.eval_stream("full"))
+    assert not await redis_client.exists(store.record_key("full"), keys.eval_stream("full"))
     assert not await redis_client.zscore(store.INDEX, "full")
     # The id is free again: once the queue drains, the same request is accepted.
     fake_backend.refuse = None

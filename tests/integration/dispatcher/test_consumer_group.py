@@ -8,7 +8,6 @@ import redis.asyncio
 
 from dispatcher import metrics, records, serve, store
 from dispatcher.app import create_app
-from sidecar import streams
 from tests import redisproc
 from tests.integration.dispatcher.conftest import (
     AppClient,
@@ -18,6 +17,7 @@ from tests.integration.dispatcher.conftest import (
     record_with,
     wait_for,
 )
+from wire import keys
 
 
 def a_record(eval_id: str) -> records.Record:
@@ -85,11 +85,11 @@ async def test_two_dispatchers_share_the_stream_and_apply_each_event_once(
         await record_with(apis[(i + 1) % 2], eval_id, status="completed", exit_code=i)
 
     async def all_acknowledged() -> bool:
-        pending = await redis_client.xpending(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP)
+        pending = await redis_client.xpending(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
         return pending["pending"] == 0
 
     await wait_for(all_acknowledged, what="every entry acknowledged")
-    info = await redis_client.xinfo_groups(streams.GLOBAL_STREAM)
+    info = await redis_client.xinfo_groups(keys.GLOBAL_STREAM)
     assert info[0]["consumers"] == 2
     assert info[0]["entries-read"] == 40  # 20 accepted + 20 completed, each delivered once
 
@@ -98,12 +98,10 @@ async def test_entries_left_pending_by_a_dead_dispatcher_are_claimed(
     start: Any, redis_client: redis.asyncio.Redis
 ):
     await store.Store(redis_client, ttl_seconds=60).create(a_record("orphan"))
-    await redis_client.xgroup_create(
-        streams.GLOBAL_STREAM, streams.CONSUMER_GROUP, id="0", mkstream=True
-    )
+    await redis_client.xgroup_create(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True)
     await publish(redis_client, "orphan", "completed", exit_code=5)
     # A dispatcher that read the entry and died before acknowledging it.
-    await redis_client.xreadgroup(streams.CONSUMER_GROUP, "dead", {streams.GLOBAL_STREAM: ">"})
+    await redis_client.xreadgroup(keys.CONSUMER_GROUP, "dead", {keys.GLOBAL_STREAM: ">"})
     api = await start(
         consumer={"claim_idle_seconds": 0.05, "claim_interval_seconds": 0.1, "block_seconds": 0.05}
     )
@@ -114,7 +112,7 @@ async def test_a_deleted_group_is_recreated(start: Any, redis_client: redis.asyn
     api = await start()
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "nogroup"})
     await record_with(api, "nogroup", status="accepted")
-    await redis_client.xgroup_destroy(streams.GLOBAL_STREAM, streams.CONSUMER_GROUP)
+    await redis_client.xgroup_destroy(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
     await publish(redis_client, "nogroup", "completed", exit_code=0)
     await record_with(api, "nogroup", status="completed")
 

@@ -3,7 +3,6 @@
 The pure rules are the statement; the script must reach exactly the same record for any
 sequence of events, including replays, out-of-order and conflicting verdicts."""
 
-import importlib.resources
 import json
 import uuid
 from typing import Any
@@ -12,12 +11,13 @@ import hypothesis
 import redis
 from hypothesis import strategies as st
 
-from dispatcher import records, statuses, store
-from sidecar import events
+from dispatcher import records, store
 from tests import redisproc
+from tests import status_model as statuses
+from wire import events, scripts
 
-SCRIPT = importlib.resources.files("dispatcher").joinpath("apply_event.lua").read_text()
-CREATE = importlib.resources.files("dispatcher").joinpath("create_record.lua").read_text()
+SCRIPT = scripts.APPLY_EVENT
+CREATE = scripts.CREATE_RECORD
 
 _event = st.fixed_dictionaries(
     {

@@ -13,12 +13,13 @@ import redis
 import redis.asyncio
 from aiohttp import test_utils
 
-from dispatcher import serve
+from dispatcher import publish, serve
 from dispatcher.app import create_app
 from dispatcher.backends.base import Backend
 from dispatcher.backends.local_config import LocalConfig
 from dispatcher.settings import DispatcherSettings
-from sidecar import streams
+from tests import redisproc
+from wire import events, keys
 
 TERMINAL = {"completed", "failed", "timeout", "cancelled", "error"}
 LEGACY_CHANNELS = ("evaluation:completed", "evaluation:failed")
@@ -31,6 +32,8 @@ class Dispatcher:
 
     def __init__(self, redis_url: str, local: LocalConfig, **settings: Any) -> None:
         self.redis_url = redis_url
+        # The sidecars must know where the dispatcher listens before it starts.
+        settings.setdefault("port", redisproc.free_port())
         self.settings = DispatcherSettings(redis_url=redis_url, local=local, **settings)
         self.client: test_utils.TestClient[Any, Any] | None = None
         self.backend: Backend | None = None
@@ -38,10 +41,11 @@ class Dispatcher:
 
     async def start(self) -> "Dispatcher":
         self._redis = redis.asyncio.Redis.from_url(self.redis_url)
-        publisher = streams.Publisher(self._redis, self.settings.streams)
+        publisher = publish.Publisher(self._redis, self.settings.streams)
         self.backend = serve.make_backend(self.settings, self._redis, publisher, self.redis_url)
         app = create_app(self.settings, self.backend, self._redis)
-        self.client = test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1"))
+        server = test_utils.TestServer(app, host="127.0.0.1", port=self.settings.port)
+        self.client = test_utils.TestClient(server)
         await self.client.start_server()
         return self
 
@@ -89,6 +93,12 @@ class Dispatcher:
         return await self.wait_for(
             eval_id, lambda r: r["status"] in TERMINAL and r["verified"], within
         )
+
+    async def stream(self, eval_id: str) -> list[events.Event]:
+        """Every event of the evaluation's own stream, oldest first, as stored in Redis."""
+        assert self._redis is not None, "dispatcher not started"
+        entries = await self._redis.xrange(keys.eval_stream(eval_id))
+        return [events.parse(fields[keys.EVENT_FIELD.encode()]) for _, fields in entries]
 
 
 DispatcherFactory = Callable[..., Awaitable[Dispatcher]]
@@ -192,6 +202,7 @@ class LegacySubscriber:
                     "error": data["error"],
                     "duration_seconds": data["duration_seconds"],
                     "status": data.get("status"),
+                    "corrects": data.get("corrects"),
                 }
             )
         p.close()

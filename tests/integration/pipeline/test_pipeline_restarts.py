@@ -1,7 +1,6 @@
 """Nothing is lost when Redis or the dispatcher restarts while evaluations run."""
 
 import asyncio
-import json
 import os
 import pathlib
 import sys
@@ -22,9 +21,13 @@ from tests.integration.pipeline.harness import (
 
 pytestmark = pytest.mark.integration
 
-# Runs until the test creates ``go`` in its working directory, then prints and ends.
+# Notes its pid, runs until the test creates ``go`` in its working directory, then prints and
+# ends.
 WAIT_CODE = """
 import os, sys, time
+with open('pid.new', 'w') as f:
+    f.write(str(os.getpid()))
+os.replace('pid.new', 'pid')
 while not os.path.exists('go'):
     time.sleep(0.01)
 print('done', sys.argv[0])
@@ -41,6 +44,11 @@ def let_them_finish(root: pathlib.Path) -> None:
         (work_dir / "go").touch()
 
 
+def user_pids(root: pathlib.Path) -> list[int]:
+    """The pids WAIT_CODE noted (once it runs)."""
+    return [int(noted.read_text()) for noted in sorted((root / "runs").glob("*/pid"))]
+
+
 async def test_redis_killed_and_restarted_loses_no_end(
     restartable_redis: redisproc.RedisProcess,
     make_dispatcher: DispatcherFactory,
@@ -55,8 +63,10 @@ async def test_redis_killed_and_restarted_loses_no_end(
 
     restartable_redis.kill()
     # They end while Redis is down: every terminal event has to wait for it.
+    await eventually(lambda: len(user_pids(tmp_path)) == COUNT)
+    pids = user_pids(tmp_path)
     let_them_finish(tmp_path)
-    await eventually(lambda: all((d / "state" / "exit.json").exists() for d in work_dirs(tmp_path)))
+    await eventually(lambda: all(process_gone(pid) for pid in pids))
     restartable_redis.start()
 
     for eval_id in ids:
@@ -131,8 +141,8 @@ async def test_a_dispatcher_that_dies_takes_its_evaluations_along(
                     return bool((await response.json())["status"] == "running")
 
             await eventually(running)
-        (started,) = (tmp_path / "runs").glob("orphan-*/state/started.json")
-        child = json.loads(started.read_text())["pid"]
+        await eventually(lambda: len(user_pids(tmp_path)) == 1)
+        (child,) = user_pids(tmp_path)
     finally:
         server.kill()
         await server.wait()
@@ -163,16 +173,14 @@ async def test_stopping_the_dispatcher_cancels_what_it_holds(
         await dispatcher.submit(code=WAIT_CODE, eval_id=f"held-{i}")
     for i in range(2):
         await dispatcher.wait_for(f"held-{i}", lambda r: r["status"] == "running")
-    children = [
-        json.loads(started.read_text())["pid"]
-        for started in (tmp_path / "runs").glob("*/state/started.json")
-    ]
-    assert len(children) == 2
+    await eventually(lambda: len(user_pids(tmp_path)) == 2)
+    children = user_pids(tmp_path)
 
     await dispatcher.stop()
 
     assert all(process_gone(pid) for pid in children)
-    assert list((tmp_path / "runs").iterdir()) == []  # work dirs removed
+    # Work dirs and private dirs removed.
+    assert list((tmp_path / "runs").iterdir()) == list((tmp_path / "run").iterdir()) == []
     successor = await make_dispatcher(redis_url)
     for i in range(3):
         record = await successor.wait_ended(f"held-{i}")

@@ -1,23 +1,24 @@
 """The sidecar beside the real wrapper zipapp (``python -m wrapper.pack``), as in a pod."""
 
+import asyncio
 import pathlib
-import subprocess
+import signal
 import sys
 
 import pytest
 
-from sidecar import events
+from sidecar import service
 from tests.integration.sidecar.conftest import (
+    Paths,
     StartSidecar,
     assert_well_formed,
     has_terminal,
     make_settings,
     reassemble,
-    wait_for_events,
 )
-from wrapper import pack, state
-
-pytestmark = pytest.mark.integration
+from tests.integration.sidecar.recording_ingest import RecordingIngest
+from wire import channel
+from wrapper import pack
 
 
 @pytest.fixture(scope="module")
@@ -25,53 +26,76 @@ def wrapper_app(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return pack.build(tmp_path_factory.mktemp("bin") / pack.FILE_NAME)
 
 
-def run_wrapper(app: pathlib.Path, state_dir: pathlib.Path, *args: str) -> int:
-    command = [sys.executable, "-I", "-S", str(app), "--state-dir", str(state_dir), *args]
-    return subprocess.run(command, capture_output=True, timeout=60).returncode
+async def start_wrapper(
+    app: pathlib.Path, paths: Paths, code: str, *options: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-I", "-S", str(app), "--channel", str(paths.socket), *options),
+        *("--", sys.executable, "-c", code),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 async def test_a_real_evaluation_is_reported_from_start_to_end(
-    redis_url: str, tmp_path: pathlib.Path, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
 ) -> None:
-    state_dir = tmp_path / "state"
-    state_dir.mkdir()
-    sidecar = await start_sidecar(make_settings(redis_url, state_dir))
-    code = (
-        "import sys\nfor i in range(3000): print('line', i, 'é')\nprint('bad', file=sys.stderr)\n"
-    )
-    code += "sys.exit(4)"
-    assert run_wrapper(wrapper_app, state_dir, "--", sys.executable, "-c", code) == 4
+    sidecar = await start_sidecar(make_settings(ingest, paths))
+    code = "import sys\nfor i in range(3000): print('line', i, 'é')\n"
+    code += "print('bad', file=sys.stderr)\nsys.exit(3)"
+    wrapper = await start_wrapper(wrapper_app, paths, code)
+    assert await asyncio.wait_for(wrapper.wait(), 60) == 3
 
-    assert await sidecar.result() == 0
-    found = await wait_for_events(redis_url, "ev-1", has_terminal)
-    assert_well_formed(found)
+    assert await sidecar.result() == service.EXIT_OK
+    found = ingest.published
+    assert_well_formed(ingest)
+    assert found[0].type == "running"
     expected = "".join(f"line {i} é\n" for i in range(3000))
     assert reassemble(found, "stdout") == expected
     assert reassemble(found, "stderr") == "bad\n"
-    assert (found[-1].type, found[-1].exit_code) == (events.EventType.FAILED, 4)
-    assert found[-1].output == expected
+    assert (found[-1].type, found[-1].exit_code, found[-1].error) == ("failed", 3, "bad\n")
 
 
-async def test_a_real_timeout_and_a_missing_command(
-    redis_url: str, tmp_path: pathlib.Path, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
+async def test_the_wrapper_s_timeout_is_the_verdict(
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
 ) -> None:
-    timed = tmp_path / "timed"
-    timed.mkdir()
-    sidecar = await start_sidecar(make_settings(redis_url, timed, eval_id="ev-t"))
-    sleeper = [sys.executable, "-c", "import time; print('zz', flush=True); time.sleep(60)"]
-    run_wrapper(wrapper_app, timed, "--timeout", "0.5", "--grace", "1", "--", *sleeper)
-    assert await sidecar.result() == 0
-    found = await wait_for_events(redis_url, "ev-t", has_terminal)
-    assert [e.type for e in found] == ["running", "output", "timeout"]
-    assert found[-1].reason is not None
-    assert found[-1].reason.startswith("timeout after")
+    sidecar = await start_sidecar(make_settings(ingest, paths))
+    wrapper = await start_wrapper(
+        wrapper_app, paths, "import time; time.sleep(60)", "--timeout", "0.5", "--grace", "1"
+    )
+    await asyncio.wait_for(wrapper.wait(), 60)
+    assert await sidecar.result() == service.EXIT_OK
+    end = ingest.published[-1]
+    assert (end.type, end.reason) == ("timeout", "timeout after 0.5s")
 
-    missing = tmp_path / "missing"
-    missing.mkdir()
-    sidecar = await start_sidecar(make_settings(redis_url, missing, eval_id="ev-m"))
-    assert run_wrapper(wrapper_app, missing, "--", "no-such-command-xyz") == state.EXIT_NOT_FOUND
-    assert await sidecar.result() == 0
-    found = await wait_for_events(redis_url, "ev-m", has_terminal)
-    assert found[-1].type == events.EventType.ERROR
-    assert found[-1].exit_code == state.EXIT_NOT_FOUND
-    assert found[-1].reason
+
+async def test_output_beyond_the_cap_arrives_capped_once(
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
+) -> None:
+    sidecar = await start_sidecar(make_settings(ingest, paths, output_cap_bytes=1000))
+    code = "import sys; sys.stdout.write('z' * 5000)"
+    wrapper = await start_wrapper(wrapper_app, paths, code, "--output-cap", "1000")
+    assert await asyncio.wait_for(wrapper.wait(), 60) == 0
+    assert await sidecar.result() == service.EXIT_OK
+    expected = "z" * 1000 + channel.TRUNCATION_MARKER.decode()
+    assert reassemble(ingest.published, "stdout") == expected
+    assert ingest.published[-1].truncated is True
+
+
+async def test_a_wrapper_killed_mid_run_leaves_no_verdict_from_the_sidecar(
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar, wrapper_app: pathlib.Path
+) -> None:
+    # As an OOM kill of the main container: the channel ends without EXIT.
+    sidecar = await start_sidecar(make_settings(ingest, paths))
+    # The command ends by itself once its output pipe is gone (BrokenPipeError): no orphan.
+    code = "import time\nwhile True:\n    print('working', flush=True)\n    time.sleep(0.05)"
+    wrapper = await start_wrapper(wrapper_app, paths, code)
+    await ingest.wait_for(lambda found: any(e.type == "output" for e in found))
+    wrapper.send_signal(signal.SIGKILL)
+    await wrapper.wait()
+
+    assert await sidecar.result() == service.EXIT_OK
+    assert not has_terminal(ingest.published)
+    lines = reassemble(ingest.published, "stdout").split("\n")
+    assert set(lines[:-1]) == {"working"}
+    assert lines[-1] == ""

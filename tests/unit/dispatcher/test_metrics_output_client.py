@@ -3,6 +3,7 @@
 import pytest
 
 from dispatcher import client, errors, metrics, output, store
+from wire import scripts
 
 
 def test_registry_renders_counters_histograms_and_gauges():
@@ -96,7 +97,7 @@ def test_cursor_round_trips_and_junk_is_invalid_request():
 
 
 def test_status_index_order_matches_the_script():
-    text = (store.importlib.resources.files("dispatcher") / "apply_event.lua").read_text()
+    text = scripts.APPLY_EVENT
     listed = text.split("local STATUSES = {")[1].split("}")[0]
     names = [part.strip().strip("'") for part in listed.replace("\n", " ").split(",")]
     assert [f"{store.INDEX}:{n}" for n in names] == store.STATUS_INDEXES

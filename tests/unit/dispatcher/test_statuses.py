@@ -2,8 +2,10 @@
 
 from typing import Any
 
-from dispatcher import statuses
-from sidecar import events
+import pytest
+
+from tests import status_model as statuses
+from wire import events
 
 
 def record(**fields: Any) -> dict[str, Any]:
@@ -107,6 +109,18 @@ def test_verified_oom_after_sidecar_completed_changes_the_status():
         oom["correction"]
         == "status completed -> failed, exit_code 0 -> 137, reason none -> OOMKilled"
     )
+
+
+@pytest.mark.parametrize("verified_type", ["timeout", "error"])
+def test_a_verified_end_of_any_kind_overrides_a_claim_of_success(verified_type: str):
+    claimed = run(event(1, "completed", exit_code=0))
+    verified = run(
+        event(2, verified_type, exit_code=125, reason="WrapperFailed", source="dispatcher",
+              verified=True),
+        start=claimed,
+    )  # fmt: skip
+    assert (verified["status"], verified["exit_code"]) == (verified_type, 125)
+    assert verified["correction"].startswith(f"status completed -> {verified_type}")
 
 
 def test_only_the_first_verification_counts():

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from dispatcher import errors, records
+from dispatcher import errors, ingest, publish, records
 from dispatcher.backends import base
 from dispatcher.kube import cancels, names, reconciler
 from dispatcher.kube import config as kube_config
 from dispatcher.kube.backend import KubernetesBackend
-from sidecar import events, streams
 from tests.unit.kube import kube_samples
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
+from wire import events, keys
 
 Make = Callable[..., Awaitable[KubernetesBackend]]
 
@@ -64,7 +64,8 @@ async def make_backend(
         backend = KubernetesBackend(
             kube_config.KubernetesConfig(**settings),
             redis_client=redis_client,
-            publisher=streams.Publisher(redis_client),
+            publisher=publish.Publisher(redis_client),
+            link=ingest.SidecarLink(url="http://crucible:8080", key=b"test-key"),
         )
         await backend.start()
         made.append(backend)
@@ -89,18 +90,18 @@ async def wait_event(
     last = "0"
     async with asyncio.timeout(within):
         while True:
-            reply = await client.xread({streams.eval_stream(eval_id): last}, block=500)
+            reply = await client.xread({keys.eval_stream(eval_id): last}, block=500)
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id
-                    event = events.parse(fields[streams.EVENT_FIELD.encode()])
+                    event = events.parse(fields[keys.EVENT_FIELD.encode()])
                     if predicate(event):
                         return event
 
 
 async def all_events(client: redis.asyncio.Redis, eval_id: str) -> list[events.Event]:
-    entries = await client.xrange(streams.eval_stream(eval_id))
-    return [events.parse(fields[streams.EVENT_FIELD.encode()]) for _, fields in entries]
+    entries = await client.xrange(keys.eval_stream(eval_id))
+    return [events.parse(fields[keys.EVENT_FIELD.encode()]) for _, fields in entries]
 
 
 def terminated(exit_code: int, reason: str) -> dict[str, Any]:
@@ -164,9 +165,10 @@ async def test_submitting_the_same_evaluation_again_is_idempotent(
 @pytest.mark.parametrize(
     ("exit_code", "reason", "want_type", "want_reason"),
     [
-        (0, "Completed", "completed", None),
+        # No sidecar reported here: the verdict says so where the kubelet gives no reason.
+        (0, "Completed", "completed", reconciler.NO_REPORT_REASON),
         (137, "OOMKilled", "failed", "OOMKilled"),
-        (3, "Error", "failed", None),
+        (3, "Error", "failed", reconciler.NO_REPORT_REASON),
     ],
 )
 async def test_verified_verdict_is_published_when_the_main_container_terminates(
@@ -277,7 +279,7 @@ async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
         manifest = kube_samples_manifest(eval_id)
         manifest["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
         await fake_api.put("jobs", manifest)
-    await redis_client.set(reconciler.record_key("known"), "stand-in for the record hash")
+    await redis_client.set(keys.record_key("known"), "stand-in for the record hash")
     await make_backend()
     await fake_api.wait_for(lambda: names.job_name("orphan") not in fake_api.objects["jobs"])
     assert names.job_name("known") in fake_api.objects["jobs"]
@@ -346,7 +348,8 @@ async def test_a_broken_template_stops_the_start(tmp_path: pathlib.Path) -> None
     path = tmp_path / "job.yaml"
     path.write_text(kube_samples.CHART_TEMPLATE.read_text().replace("kind: Job", "kind: Pod"))
     config = kube_config.KubernetesConfig(job_template_path=str(path))
-    backend = KubernetesBackend(config, redis_client=None, publisher=None)  # type: ignore[arg-type]
+    link = ingest.SidecarLink(url="http://crucible:8080", key=b"test-key")
+    backend = KubernetesBackend(config, redis_client=None, publisher=None, link=link)  # type: ignore[arg-type]
     with pytest.raises(errors.TemplateError, match="not a Job"):
         await backend.start()
 

@@ -6,14 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher import errors
+from dispatcher import errors, ingest
 from dispatcher.kube import config as kube_config
 from dispatcher.kube import instrument, names, templates
 from tests.unit.kube import kube_samples
+from wire import channel
+from wire import ingest as wire_ingest
 
 CONFIG = kube_config.KubernetesConfig(
     namespace="evals",
-    redis_password_secret="crucible-redis-sidecar",
     service_account_name="crucible-evaluation",
     platform_image="registry.example/crucible:1.2.3",
 )
@@ -88,36 +89,46 @@ def test_no_service_account_token_and_the_configured_account() -> None:
     assert pod["restartPolicy"] == "Never"
 
 
-def test_redis_password_is_mounted_into_the_sidecar_only() -> None:
-    manifest = job()
-    volume = next(v for v in pod_of(manifest)["volumes"] if "secret" in v)
-    assert volume["secret"]["secretName"] == "crucible-redis-sidecar"
+def test_pods_hold_no_secret_and_the_sidecar_only_its_own_ingest_token() -> None:
+    link = ingest.SidecarLink(url="http://crucible.evals.svc:8080", key=b"k" * 32)
+    rendered = TEMPLATE.render(kube_samples.values())
+    manifest = instrument.instrument(rendered, target(), CONFIG, sidecar_env=link.env("eval-1"))
+    assert not any("secret" in v or "projected" in v for v in pod_of(manifest)["volumes"])
     for container in every_container(manifest):
-        mounted = {m["name"] for m in container.get("volumeMounts") or []}
-        has_secret_env = any("valueFrom" in e for e in container.get("env") or [])
-        assert not has_secret_env
-        assert (volume["name"] in mounted) == (container["name"] == instrument.SIDECAR_CONTAINER)
-    sidecar_env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
-    assert sidecar_env["CRUCIBLE_SIDECAR_REDIS_PASSWORD_FILE"] == "/crucible/secrets/redis/password"
+        assert not any("valueFrom" in e for e in container.get("env") or [])
+        if container["name"] != instrument.SIDECAR_CONTAINER:
+            assert not any("TOKEN" in e["name"] for e in container.get("env") or [])
+    env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
+    assert env["CRUCIBLE_SIDECAR_INGEST_TOKEN"] == wire_ingest.eval_token(b"k" * 32, "eval-1")
+    assert env["CRUCIBLE_SIDECAR_INGEST_URL"] == "http://crucible.evals.svc:8080"
+    assert not any(name.startswith("CRUCIBLE_SIDECAR_REDIS") for name in env)
 
 
-def test_without_a_password_secret_nothing_is_mounted() -> None:
-    manifest = job(CONFIG.model_copy(update={"redis_password_secret": None}))
-    assert not any("secret" in v for v in pod_of(manifest)["volumes"])
-    env = {e["name"] for e in by_name(manifest, "crucible-sidecar")["env"]}
-    assert "CRUCIBLE_SIDECAR_REDIS_PASSWORD_FILE" not in env
+def test_the_spool_is_the_sidecars_alone_and_the_channel_is_read_only_for_user_code() -> None:
+    manifest = job()
+    mounts = {
+        c["name"]: {m["name"]: m for m in c.get("volumeMounts") or []}
+        for c in every_container(manifest)
+    }
+    assert instrument.SPOOL_VOLUME in mounts["crucible-sidecar"]
+    assert not mounts["crucible-sidecar"][instrument.RUN_VOLUME].get("readOnly")
+    main = mounts["evaluation"]
+    assert instrument.SPOOL_VOLUME not in main
+    assert main[instrument.RUN_VOLUME]["readOnly"] is True
+    assert main[instrument.BIN_VOLUME]["readOnly"] is True
+    assert set(mounts["crucible-wrapper-copy"]) == {instrument.BIN_VOLUME}
 
 
 def test_main_command_runs_through_the_wrapper() -> None:
     main = by_name(job(timeout_seconds=12.5), "evaluation")
     assert main["command"] == [
         "python", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
-        "--state-dir", "/crucible/state", "--", "python", "-c", "print(1)",
+        "--channel", "/crucible/run/channel.sock", "--", "python", "-c", "print(1)",
     ]  # fmt: skip
     assert "args" not in main
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert mounts["/crucible/bin"]["readOnly"] is True
-    assert mounts["/crucible/state"]["name"] == instrument.STATE_VOLUME
+    assert mounts["/crucible/run"]["readOnly"] is True
 
 
 def test_template_args_follow_the_command_after_the_separator() -> None:
@@ -141,7 +152,7 @@ def test_active_deadline_is_timeout_plus_grace_plus_margin(
     assert spec["ttlSecondsAfterFinished"] == CONFIG.ttl_seconds_after_finished
 
 
-def test_native_sidecar_gates_user_code_on_the_ready_file() -> None:
+def test_native_sidecar_gates_user_code_on_its_socket() -> None:
     manifest = job()
     pod = pod_of(manifest)
     assert [c["name"] for c in pod["initContainers"]] == [
@@ -151,16 +162,14 @@ def test_native_sidecar_gates_user_code_on_the_ready_file() -> None:
     assert [c["name"] for c in pod["containers"]] == ["evaluation"]
     sidecar = pod["initContainers"][1]
     assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["startupProbe"]["exec"]["command"][-1] == "/crucible/state/sidecar.ready"
+    assert sidecar["startupProbe"]["exec"]["command"][-2:] == [
+        channel.DEFAULT_SOCKET,
+        f"{instrument.SPOOL_DIR}/{channel.ACCEPTED_MARKER}",
+    ]
     env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL"] == "false"
-    assert env["CRUCIBLE_SIDECAR_STATE_DIR"] == "/crucible/state"
-
-
-def test_ready_file_name_matches_the_state_contract() -> None:
-    from wrapper import state
-
-    assert f"{state.DEFAULT_STATE_DIR}/{state.SIDECAR_READY_FILE}" == instrument.SIDECAR_READY
+    assert env["CRUCIBLE_SIDECAR_SOCKET_PATH"] == channel.DEFAULT_SOCKET
+    assert env["CRUCIBLE_SIDECAR_SPOOL_DIR"] == instrument.SPOOL_DIR
 
 
 def test_plain_sidecar_is_a_container_that_exits_after_the_end() -> None:
@@ -225,7 +234,7 @@ def test_instrumenting_does_not_modify_the_rendered_job() -> None:
     ("patch", "message"),
     [
         (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
-        (lambda pod: pod["volumes"].append({"name": "crucible-state", "emptyDir": {}}), "reserved"),
+        (lambda pod: pod["volumes"].append({"name": "crucible-run", "emptyDir": {}}), "reserved"),
         (lambda pod: pod["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
         (
             lambda pod: pod["volumes"].append(
@@ -270,12 +279,12 @@ def test_any_eval_id_gives_valid_names_and_labels(eval_id: str) -> None:
 def test_extra_sidecar_settings_are_added_but_cannot_override_crucibles() -> None:
     rendered = TEMPLATE.render(kube_samples.values())
     extra = {
-        "CRUCIBLE_SIDECAR_TTL_SECONDS": "3600",
+        "CRUCIBLE_SIDECAR_LOG_LEVEL": "DEBUG",
         "CRUCIBLE_SIDECAR_EVAL_ID": "someone-else",
         "PATH": "/evil",
     }
     manifest = instrument.instrument(rendered, target(), CONFIG, sidecar_env=extra)
     env = {e["name"]: e["value"] for e in by_name(manifest, "crucible-sidecar")["env"]}
-    assert env["CRUCIBLE_SIDECAR_TTL_SECONDS"] == "3600"
+    assert env["CRUCIBLE_SIDECAR_LOG_LEVEL"] == "DEBUG"
     assert env["CRUCIBLE_SIDECAR_EVAL_ID"] == "eval-1"
     assert "PATH" not in env

@@ -7,7 +7,7 @@ import pytest
 
 from dispatcher.kube import config as kube_config
 from dispatcher.kube import verdicts
-from sidecar.events import EventType
+from wire.events import EventType
 
 CONFIG = kube_config.KubernetesConfig(pending_grace_seconds=120)
 T0 = "2026-01-01T00:00:00Z"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sidecar import builders, events
-from wrapper import state
+from sidecar import builders
+from wire import channel, events
 
 
 def terminal(record: dict[str, object], output: str = "out", error: str = "err") -> events.Event:
@@ -11,7 +11,7 @@ def terminal(record: dict[str, object], output: str = "out", error: str = "err")
 
 
 def test_exit_0_is_completed_with_every_field() -> None:
-    record = state.exit_record(0, duration_seconds=1.5, stderr_truncated=True)
+    record = channel.exit_record(0, duration_seconds=1.5, stderr_truncated=True)
     event = terminal(record)
     assert event.type == events.EventType.COMPLETED
     assert (event.exit_code, event.signal, event.duration_seconds) == (0, None, 1.5)
@@ -28,29 +28,29 @@ def test_exit_0_is_completed_with_every_field() -> None:
 @pytest.mark.parametrize(
     ("record", "expected_type", "expected_reason"),
     [
-        (state.exit_record(1), events.EventType.FAILED, None),
-        (state.exit_record(137, signal=9), events.EventType.FAILED, None),
+        (channel.exit_record(1), events.EventType.FAILED, None),
+        (channel.exit_record(137, signal=9), events.EventType.FAILED, None),
         (
-            state.exit_record(143, signal=15, timed_out=True, duration_seconds=30.004),
+            channel.exit_record(143, signal=15, timed_out=True, duration_seconds=30.004),
             events.EventType.TIMEOUT,
             "timeout after 30s",
         ),
         (
             {
-                **state.exit_record(143, timed_out=True, duration_seconds=31.2),
+                **channel.exit_record(143, timed_out=True, duration_seconds=31.2),
                 "timeout_seconds": 2.5,
             },
             events.EventType.TIMEOUT,
             "timeout after 2.5s",
         ),
         (
-            state.exit_record(127, wrapper_error="command not found: x"),
+            channel.exit_record(127, wrapper_error="command not found: x"),
             events.EventType.ERROR,
             "command not found: x",
         ),
         # A wrapper error wins over a timeout: the command never ran properly.
         (
-            state.exit_record(126, timed_out=True, wrapper_error="permission denied: x"),
+            channel.exit_record(126, timed_out=True, wrapper_error="permission denied: x"),
             events.EventType.ERROR,
             "permission denied: x",
         ),
@@ -78,19 +78,28 @@ def test_a_malformed_exit_record_is_an_error_not_a_crash(record: dict[str, objec
     assert event.verified is False
 
 
+def test_the_sidecar_s_own_truncation_counts_whatever_the_record_says() -> None:
+    assert terminal(channel.exit_record(0), output="x").truncated is False
+    event = builders.terminal_event(
+        "ev", channel.exit_record(0), output="", error="", truncated=True
+    )
+    assert event.truncated is True
+
+
 def test_tails_are_capped() -> None:
     big = "x" * (events.TAIL_LIMIT_CHARS + 10) + "END"
-    event = terminal(state.exit_record(0), output=big)
+    event = terminal(channel.exit_record(0), output=big)
     assert event.output is not None
     assert len(event.output) == events.TAIL_LIMIT_CHARS
     assert event.output.endswith("END")
 
 
 def test_running_carries_started_at_and_drops_a_bad_one() -> None:
-    good = builders.running_event("ev", state.started_record(1, ["x"], 1700000000.25))
+    good = builders.running_event("ev", channel.started_record(1, ["x"], 1700000000.25))
     assert (good.type, good.started_at) == (events.EventType.RUNNING, 1700000000.25)
     assert builders.running_event("ev", {"started_at": "yesterday"}).started_at is None
     assert builders.running_event("ev", {"started_at": float("nan")}).started_at is None
+    assert builders.running_event("ev", {"started_at": True}).started_at is None
 
 
 def test_output_event_fields() -> None:

@@ -1,8 +1,9 @@
-"""The outbox's order, batching and loss accounting, driven by a fake clock."""
+"""The outbox's order and batching, driven by a fake clock."""
 
 import asyncio
 
-from sidecar import builders, events, outbox, progress
+from sidecar import builders, outbox
+from wire import events
 
 
 class Clock:
@@ -14,12 +15,11 @@ class Clock:
 
 
 def make(clock: Clock, **overrides: float) -> outbox.Outbox:
-    options = {"batch_bytes": 100, "batch_interval": 0.02, "backlog_max_bytes": 1000}
+    options = {"batch_bytes": 100, "batch_interval": 0.02}
     options.update(overrides)
     return outbox.Outbox(
         batch_bytes=int(options["batch_bytes"]),
         batch_interval=options["batch_interval"],
-        backlog_max_bytes=int(options["backlog_max_bytes"]),
         clock=clock,
     )
 
@@ -71,7 +71,7 @@ async def test_output_waits_for_running_and_the_end_comes_last() -> None:
     assert isinstance(item, outbox.EventItem)
     assert item.event.terminal
     box.done_event(item)
-    assert box.terminal_published
+    assert not box.holds_events()
 
 
 async def test_a_full_batch_goes_at_once_and_a_partial_one_after_the_interval() -> None:
@@ -139,31 +139,31 @@ async def test_closing_flushes_without_waiting_and_then_ends() -> None:
     assert await box.next() is None
 
 
-async def test_a_backlog_beyond_the_bound_skips_oldest_output_and_counts_it() -> None:
+async def test_stopping_makes_output_due_at_once_but_keeps_taking_input() -> None:
     clock = Clock()
-    box = make(clock, backlog_max_bytes=1000)
-    box.add_running(running())
-    box.observe("stdout", 1500)
-    assert box.lost_bytes == 500
-    assert box.published_offsets()["stdout"] == 500
-    assert box.unpublished_bytes() == 1000
-    assert box.holds_events()  # running is never dropped
-
-
-async def test_restore_replays_the_chunk_in_flight_exactly_first() -> None:
-    clock = Clock()
-    box = make(clock)
-    chunk = progress.Chunk("stderr", 40, 7)
-    box.restore(progress.Progress({"stdout": 90, "stderr": 40}, chunk))
+    box = make(clock, batch_interval=3600)
     await start(box)
-    box.observe("stdout", 95)
-    box.observe("stderr", 400)
-    item = await take(box)
-    assert item == outbox.OutputItem("stderr", 40, 7, exact=True)
-    box.done_output(item, 7)
+    box.observe("stdout", 10)
+    assert await take(box) is None
+    box.hurry()
     item = await take(box)
     assert isinstance(item, outbox.OutputItem)
-    assert (item.stream, item.offset) == ("stderr", 47)
+    assert (item.limit, item.final) == (10, False)  # not the end: a split character waits
+    box.done_output(item, 10)
+    box.observe("stdout", 15)
+    assert await take(box) == outbox.OutputItem("stdout", 10, 5)
+
+
+def test_ready_never_waits_and_unpublished_bytes_count_what_is_not_taken() -> None:
+    box = make(Clock(), batch_interval=3600)
+    assert box.ready() is None
+    box.add_running(running())
+    item = box.ready()
+    assert isinstance(item, outbox.EventItem)
+    box.done_event(item)
+    box.observe("stderr", 30)
+    assert box.ready() is None  # not due yet
+    assert box.unpublished_bytes() == 30
 
 
 async def test_running_and_the_end_are_queued_once() -> None:

@@ -1,23 +1,42 @@
 """The wrapper is tested as it runs in a pod: the packed zipapp, as a real subprocess, under
-``python -I -S`` (no site-packages at all), against a state directory in ``tmp_path``.
+``python -I -S`` (no site-packages at all), talking to a real Unix socket: the test's channel peer,
+a minimal stand-in for the sidecar's end.
 
 ``CRUCIBLE_TEST_WRAPPER_PYTHON`` picks the interpreter that runs the wrapper (default: the
 test's own), e.g. a Python 3.8 to check the oldest version executor images may have.
 """
 
 import dataclasses
-import json
 import os
 import pathlib
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from wrapper import pack, state
+from tests.unit.wrapper.harness import ChannelPeer
+from wire import channel
+from wrapper import pack
+
+WRAPPER_PYTHON = os.environ.get("CRUCIBLE_TEST_WRAPPER_PYTHON") or sys.executable
+MakePeer = Callable[..., ChannelPeer]
+
+
+@pytest.fixture
+def make_peer() -> Iterator[MakePeer]:
+    """``make_peer(**options)``: a started ChannelPeer, stopped and removed after the test."""
+    peers: list[ChannelPeer] = []
+
+    def make(**options: Any) -> ChannelPeer:
+        peers.append(ChannelPeer(**options))
+        return peers[-1]
+
+    yield make
+    for peer in peers:
+        peer.stop()
 
 
 @dataclasses.dataclass
@@ -25,34 +44,27 @@ class WrapperRun:
     returncode: int
     stdout: bytes
     stderr: bytes
-    state_dir: pathlib.Path
-
-    def record(self, name: str) -> dict[str, Any]:
-        value = json.loads((self.state_dir / name).read_text(encoding="utf-8"))
-        assert isinstance(value, dict)
-        return value
+    peer: ChannelPeer
 
     @property
     def exit(self) -> dict[str, Any]:
-        return self.record(state.EXIT_FILE)
+        return self.peer.record(channel.EXIT)
 
     @property
     def started(self) -> dict[str, Any]:
-        return self.record(state.STARTED_FILE)
+        return self.peer.record(channel.STARTED)
 
-    def output(self, name: str) -> bytes:
-        return (self.state_dir / name).read_bytes()
+    def output(self, stream: str) -> bytes:
+        return self.peer.output(stream)
 
 
 RunWrapper = Callable[..., WrapperRun]
+StartWrapper = Callable[..., "subprocess.Popen[bytes]"]
 
 
 @pytest.fixture(scope="session")
 def wrapper_app(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return pack.build(tmp_path_factory.mktemp("wrapper-app") / pack.FILE_NAME)
-
-
-WRAPPER_PYTHON = os.environ.get("CRUCIBLE_TEST_WRAPPER_PYTHON") or sys.executable
 
 
 @pytest.fixture
@@ -61,20 +73,47 @@ def wrapper_argv(wrapper_app: pathlib.Path) -> list[str]:
 
 
 @pytest.fixture
-def state_dir(tmp_path: pathlib.Path) -> pathlib.Path:
-    return tmp_path / "state"
+def run_wrapper(wrapper_argv: list[str], make_peer: MakePeer) -> RunWrapper:
+    """Run the wrapper to completion: ``run_wrapper(cmd, *options)`` (options before ``--``),
+    against a fresh peer unless ``peer=`` is given; ``prefix=`` goes before the wrapper's argv."""
+
+    def run(
+        command: Sequence[str],
+        *options: str,
+        peer: ChannelPeer | None = None,
+        prefix: Sequence[str] = (),
+        timeout: float = 60,
+        **popen: Any,
+    ) -> WrapperRun:
+        peer = peer or make_peer()
+        argv = [*prefix, *wrapper_argv, "--channel", str(peer.path), *options, "--", *command]
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            **popen,
+        )
+        peer.join()
+        return WrapperRun(done.returncode, done.stdout, done.stderr, peer)
+
+    return run
 
 
 @pytest.fixture
-def run_wrapper(wrapper_argv: list[str], state_dir: pathlib.Path) -> RunWrapper:
-    """Run the wrapper to completion: ``run_wrapper(cmd, *options)`` (options before ``--``)."""
+def start_wrapper(wrapper_argv: list[str]) -> StartWrapper:
+    """Start the wrapper without waiting for it: ``start_wrapper(peer, cmd, *options)``."""
 
-    def run(command: Sequence[str], *options: str, timeout: float = 60) -> WrapperRun:
-        argv = [*wrapper_argv, "--state-dir", str(state_dir), *options, "--", *command]
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-        return WrapperRun(done.returncode, done.stdout, done.stderr, state_dir)
+    def start(
+        peer: ChannelPeer, command: Sequence[str], *options: str
+    ) -> "subprocess.Popen[bytes]":
+        argv = [*wrapper_argv, "--channel", str(peer.path), *options, "--", *command]
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
 
-    return run
+    return start
 
 
 WaitUntil = Callable[[Callable[[], bool], float], None]

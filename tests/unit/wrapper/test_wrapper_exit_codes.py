@@ -1,4 +1,4 @@
-"""How the command ended, as the wrapper's own exit code and as ``exit.json``."""
+"""How the command ended, as the wrapper's own exit code and as the EXIT record."""
 
 import os
 import pathlib
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from wrapper import state
+from wire import channel
 
 PY = [sys.executable, "-I", "-S", "-c"]
 
@@ -19,7 +19,7 @@ def test_success_is_recorded_with_exit_code_zero(run_wrapper: Any) -> None:
 
     assert run.returncode == 0
     assert run.stdout == b"hello\n"
-    assert run.output(state.STDOUT_FILE) == b"hello\n"
+    assert run.output("stdout") == b"hello\n"
     record = run.exit
     assert record["exit_code"] == 0
     assert record["signal"] is None
@@ -29,6 +29,7 @@ def test_success_is_recorded_with_exit_code_zero(run_wrapper: Any) -> None:
     assert record["stderr_truncated"] is False
     assert record["duration_seconds"] > 0
     assert record["finished_at"] >= run.started["started_at"]
+    assert record["timeout_seconds"] is None
 
 
 @pytest.mark.parametrize("code", [1, 3, 255])
@@ -54,12 +55,22 @@ def test_death_by_signal_exits_128_plus_the_signal(run_wrapper: Any, number: int
 def test_missing_command_exits_127_with_the_reason(run_wrapper: Any) -> None:
     run = run_wrapper(["crucible-no-such-command", "arg"])
 
-    assert run.returncode == state.EXIT_NOT_FOUND
-    assert run.exit["exit_code"] == state.EXIT_NOT_FOUND
+    assert run.returncode == channel.EXIT_NOT_FOUND
+    assert run.exit["exit_code"] == channel.EXIT_NOT_FOUND
     assert "not found" in run.exit["wrapper_error"]
     assert "crucible-no-such-command" in run.exit["wrapper_error"]
     assert b"crucible-no-such-command" in run.stderr
-    assert not (run.state_dir / state.STARTED_FILE).exists()
+    assert run.peer.kinds() == [channel.HELLO, channel.EXIT]  # never started
+
+
+def test_a_huge_reason_is_cut_so_that_the_exit_record_still_fits(run_wrapper: Any) -> None:
+    name = "\x01" * 100_000  # JSON writes each as 6 bytes (\u0001): 600 kB, over a frame
+
+    run = run_wrapper([name])
+
+    assert run.returncode == channel.EXIT_NOT_EXECUTABLE  # ENAMETOOLONG
+    assert run.exit["exit_code"] == channel.EXIT_NOT_EXECUTABLE
+    assert run.exit["wrapper_error"].startswith("cannot execute: [Errno 36] File name too long")
 
 
 def _not_executable_file(tmp_path: pathlib.Path) -> str:
@@ -100,25 +111,11 @@ def test_command_that_cannot_be_executed_exits_126(
 
     run = run_wrapper([command])
 
-    assert run.returncode == state.EXIT_NOT_EXECUTABLE
-    assert run.exit["exit_code"] == state.EXIT_NOT_EXECUTABLE
+    assert run.returncode == channel.EXIT_NOT_EXECUTABLE
+    assert run.exit["exit_code"] == channel.EXIT_NOT_EXECUTABLE
     assert "cannot execute" in run.exit["wrapper_error"]
     assert command in run.exit["wrapper_error"]
     assert b"never" not in run.stdout
-
-
-def test_unusable_state_dir_fails_before_running_and_says_why(
-    run_wrapper: Any, state_dir: pathlib.Path, tmp_path: pathlib.Path
-) -> None:
-    (state_dir / state.STDOUT_FILE).mkdir(parents=True)  # the output file cannot be created
-    marker = tmp_path / "ran"
-
-    run = run_wrapper([*PY, f"open({str(marker)!r}, 'w').close()"])
-
-    assert run.returncode == state.EXIT_WRAPPER_FAILED
-    assert run.exit["exit_code"] == state.EXIT_WRAPPER_FAILED
-    assert run.exit["wrapper_error"].startswith("wrapper failed: IsADirectoryError")
-    assert not marker.exists()
 
 
 @pytest.mark.parametrize(
@@ -132,14 +129,16 @@ def test_unusable_state_dir_fails_before_running_and_says_why(
         ["--timeout", "inf", "--", "true"],
         ["--grace", "-1", "--", "true"],
         ["--output-cap", "1.5", "--", "true"],
+        ["--connect-timeout", "-1", "--", "true"],
         ["--no-such-option", "--", "true"],
     ],
 )
-def test_bad_usage_exits_2_with_a_message_and_writes_nothing(
-    wrapper_argv: list[str], state_dir: pathlib.Path, argv: list[str]
+def test_bad_usage_exits_2_with_a_message_and_connects_to_nothing(
+    wrapper_argv: list[str], make_peer: Any, argv: list[str]
 ) -> None:
+    peer = make_peer()
     done = subprocess.run(
-        [*wrapper_argv, "--state-dir", str(state_dir), *argv],
+        [*wrapper_argv, "--channel", str(peer.path), *argv],
         capture_output=True,
         timeout=60,
         check=False,
@@ -148,23 +147,29 @@ def test_bad_usage_exits_2_with_a_message_and_writes_nothing(
     assert done.returncode == 2
     assert done.stderr.startswith(b"usage: crucible-wrapper")
     assert b"crucible-wrapper: error:" in done.stderr
-    assert not state_dir.exists()
+    assert peer.connections == 0
 
 
 def test_help_describes_the_options(wrapper_argv: list[str]) -> None:
     done = subprocess.run([*wrapper_argv, "--help"], capture_output=True, timeout=60, check=False)
 
     assert done.returncode == 0
-    for option in (b"--timeout", b"--grace", b"--state-dir", b"--output-cap"):
+    for option in (b"--timeout", b"--grace", b"--channel", b"--connect-timeout", b"--output-cap"):
         assert option in done.stdout
 
 
-def test_state_dir_defaults_to_the_environment(
-    wrapper_argv: list[str], state_dir: pathlib.Path
-) -> None:
-    env = {**os.environ, state.STATE_DIR_ENV: str(state_dir)}
+def test_channel_defaults_to_the_environment(wrapper_argv: list[str], make_peer: Any) -> None:
+    peer = make_peer()
+    env = {**os.environ, channel.CHANNEL_ENV: str(peer.path)}
 
     done = subprocess.run([*wrapper_argv, "--", "true"], env=env, timeout=60, check=False)
 
     assert done.returncode == 0
-    assert state.read_json(str(state_dir), state.EXIT_FILE) is not None
+    peer.join()
+    assert peer.record(channel.EXIT)["exit_code"] == 0
+
+
+def test_exit_record_carries_the_timeout(run_wrapper: Any) -> None:
+    run = run_wrapper(["true"], "--timeout", "42.5")
+
+    assert run.exit["timeout_seconds"] == 42.5

@@ -1,4 +1,4 @@
-"""The child's output: passed through whole, captured into capped state files, byte for byte."""
+"""The child's output: passed through whole, sent capped on the channel, byte for byte."""
 
 import hashlib
 import pathlib
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from wrapper import state
+from wire import channel
 
 PY = [sys.executable, "-I", "-S", "-c"]
 MIB = 1024 * 1024
@@ -34,20 +34,25 @@ def test_huge_output_is_capped_with_one_marker_and_passed_through_whole(run_wrap
     assert run.returncode == 0
     assert len(run.stdout) == size
     assert hashlib.sha256(run.stdout).digest() == hashlib.sha256(pattern(size)).digest()
-    captured = run.output(state.STDOUT_FILE)
-    cap = state.DEFAULT_OUTPUT_CAP_BYTES
-    assert captured == pattern(cap) + state.TRUNCATION_MARKER
-    assert captured.count(state.TRUNCATION_MARKER) == 1
+    captured = run.output("stdout")
+    cap = channel.DEFAULT_OUTPUT_CAP_BYTES
+    assert captured == pattern(cap) + channel.TRUNCATION_MARKER
+    assert captured.count(channel.TRUNCATION_MARKER) == 1
     assert run.exit["stdout_truncated"] is True
     assert run.exit["stderr_truncated"] is False
+    sizes = [len(data) for kind, data in run.peer.frames if kind == channel.STDOUT]
+    assert max(sizes) <= channel.MAX_CHUNK
+    assert sizes[-1] == len(channel.TRUNCATION_MARKER)  # the marker is a frame of its own
+    assert run.peer.kinds()[-1] == channel.EXIT
 
 
 def test_output_past_the_cap_reaches_a_file_as_the_wrappers_stdout(
-    wrapper_argv: list[str], state_dir: pathlib.Path, tmp_path: pathlib.Path
+    wrapper_argv: list[str], make_peer: Any, tmp_path: pathlib.Path
 ) -> None:
     # Past the cap the output only passes through (spliced where the kernel and Python allow).
+    peer = make_peer()
     own_stdout = tmp_path / "own-stdout"
-    argv = [*wrapper_argv, "--state-dir", str(state_dir), "--output-cap", str(MIB)]
+    argv = [*wrapper_argv, "--channel", str(peer.path), "--output-cap", str(MIB)]
     with own_stdout.open("wb") as sink:
         done = subprocess.run(
             [*argv, "--", *PY, WRITE_PATTERN.format(count=20)], stdout=sink, timeout=60
@@ -55,19 +60,20 @@ def test_output_past_the_cap_reaches_a_file_as_the_wrappers_stdout(
 
     assert done.returncode == 0
     assert own_stdout.read_bytes() == pattern(20 * MIB)
-    assert (state_dir / state.STDOUT_FILE).read_bytes() == pattern(MIB) + state.TRUNCATION_MARKER
+    peer.join()
+    assert peer.output("stdout") == pattern(MIB) + channel.TRUNCATION_MARKER
 
 
 @pytest.mark.parametrize(
     ("size", "truncated"),
-    [(0, False), (999, False), (1000, False), (1001, True), (70_000, True)],
+    [(0, False), (999, False), (1000, False), (1001, True), (70_000, True), (600_000, True)],
 )
 def test_cap_applies_to_each_stream_from_the_first_byte_over_it(
     run_wrapper: Any, size: int, truncated: bool
 ) -> None:
     code = (
         "import sys\n"
-        f"data = (bytes(range(256)) * 300)[:{size}]\n"
+        f"data = (bytes(range(256)) * {size // 256 + 1})[:{size}]\n"
         "sys.stdout.buffer.write(data)\n"
         "sys.stdout.flush()\n"
         "sys.stderr.buffer.write(data)\n"
@@ -75,9 +81,9 @@ def test_cap_applies_to_each_stream_from_the_first_byte_over_it(
 
     run = run_wrapper([*PY, code], "--output-cap", "1000")
 
-    expected = pattern(min(size, 1000)) + (state.TRUNCATION_MARKER if truncated else b"")
-    assert run.output(state.STDOUT_FILE) == expected
-    assert run.output(state.STDERR_FILE) == expected
+    expected = pattern(min(size, 1000)) + (channel.TRUNCATION_MARKER if truncated else b"")
+    assert run.output("stdout") == expected
+    assert run.output("stderr") == expected
     assert run.stdout == pattern(size)
     assert run.stderr == pattern(size)
     assert run.exit["stdout_truncated"] is truncated
@@ -95,8 +101,8 @@ def test_every_byte_value_round_trips_on_both_streams(run_wrapper: Any) -> None:
 
     assert run.stdout == bytes(range(256))
     assert run.stderr == bytes(reversed(range(256)))
-    assert run.output(state.STDOUT_FILE) == bytes(range(256))
-    assert run.output(state.STDERR_FILE) == bytes(reversed(range(256)))
+    assert run.output("stdout") == bytes(range(256))
+    assert run.output("stderr") == bytes(reversed(range(256)))
 
 
 def test_interleaved_stdout_and_stderr_are_captured_separately(run_wrapper: Any) -> None:
@@ -113,18 +119,20 @@ def test_interleaved_stdout_and_stderr_are_captured_separately(run_wrapper: Any)
     expected_err = "".join(f"err {i}\n" for i in range(200)).encode()
     assert run.stdout == expected_out
     assert run.stderr == expected_err
-    assert run.output(state.STDOUT_FILE) == expected_out
-    assert run.output(state.STDERR_FILE) == expected_err
+    assert run.output("stdout") == expected_out
+    assert run.output("stderr") == expected_err
 
 
 def test_capture_goes_on_when_the_wrappers_own_stdout_is_closed(
-    wrapper_argv: list[str], state_dir: pathlib.Path
+    wrapper_argv: list[str], make_peer: Any
 ) -> None:
-    argv = [*wrapper_argv, "--state-dir", str(state_dir), "--", *PY, WRITE_PATTERN.format(count=2)]
+    peer = make_peer()
+    argv = [*wrapper_argv, "--channel", str(peer.path), "--", *PY, WRITE_PATTERN.format(count=2)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE) as wrapper:
         assert wrapper.stdout is not None
         wrapper.stdout.close()  # nobody reads the wrapper's stdout: its writes fail with EPIPE
         returncode = wrapper.wait(timeout=60)
 
     assert returncode == 0
-    assert (state_dir / state.STDOUT_FILE).read_bytes() == pattern(2 * MIB)
+    peer.join()
+    assert peer.output("stdout") == pattern(2 * MIB)

@@ -7,35 +7,53 @@ import stat
 import subprocess
 import sys
 import zipfile
+from typing import Any
 
 import pytest
 
+import wire
 import wrapper
-from wrapper import pack, state
+from wire import channel
+from wrapper import pack
 
 WRAPPER_DIR = pathlib.Path(wrapper.__file__).parent
+WIRE_DIR = pathlib.Path(wire.__file__).parent
 MODULES = sorted(WRAPPER_DIR.glob("*.py"))
+# What of wire travels in the zipapp (and so must obey the wrapper's rules).
+WIRE_MODULES = [WIRE_DIR / name for name in pack.WIRE_MODULES]
 
 
-def _imported_top_level_names(path: pathlib.Path) -> set[str]:
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """The modules ``path`` imports, dotted: ``from wire import channel`` is wire.channel."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path.name}: relative import"
             assert node.module is not None
-            names.add(node.module.split(".")[0])
+            if node.module in ("wire", "wrapper"):
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
     return names
 
 
-@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
-def test_wrapper_modules_import_only_the_standard_library(path: pathlib.Path) -> None:
-    foreign = {
-        name
-        for name in _imported_top_level_names(path)
-        if name != "wrapper" and name not in sys.stdlib_module_names
-    }
+def _packed(name: str) -> bool:
+    top, _, rest = name.partition(".")
+    if top == "wire":
+        return f"{rest or '__init__'}.py" in pack.WIRE_MODULES
+    return top == "wrapper" or top in sys.stdlib_module_names
+
+
+PACKED = MODULES + WIRE_MODULES
+
+
+@pytest.mark.parametrize("path", PACKED, ids=[f"{p.parent.name}/{p.name}" for p in PACKED])
+def test_packed_modules_import_only_the_standard_library_and_each_other(
+    path: pathlib.Path,
+) -> None:
+    foreign = {name for name in _imported_modules(path) if not _packed(name)}
 
     assert not foreign, f"{path.name} imports {sorted(foreign)}"
 
@@ -56,6 +74,7 @@ def test_wrapper_is_valid_python_3_8() -> None:
             "--no-tips",
             "--eval-annotations",
             str(WRAPPER_DIR),
+            *map(str, WIRE_MODULES),
         ],
         capture_output=True,
         text=True,
@@ -80,33 +99,40 @@ def test_zipapp_build_is_reproducible(tmp_path: pathlib.Path) -> None:
     assert stamps == {((1980, 1, 1, 0, 0, 0), 0o644)}
     names = [e.filename for e in entries]
     assert names[0] == "__main__.py"
-    assert sorted(names[1:]) == sorted(f"wrapper/{p.name}" for p in MODULES)
+    assert sorted(names[1:]) == sorted(
+        [*(f"wrapper/{p.name}" for p in MODULES), *(f"wire/{n}" for n in pack.WIRE_MODULES)]
+    )
     assert not list(tmp_path.rglob(".*.partial"))
 
 
-def test_pack_command_writes_a_runnable_wrapper(tmp_path: pathlib.Path) -> None:
+def test_pack_command_writes_a_runnable_wrapper(tmp_path: pathlib.Path, make_peer: Any) -> None:
     out = tmp_path / "dist" / pack.FILE_NAME
     built = subprocess.run(
         [sys.executable, "-m", "wrapper.pack", str(out)], capture_output=True, timeout=60
     )
     assert built.returncode == 0, built.stderr
+    peer = make_peer()
 
-    state_dir = tmp_path / "state"
     run = subprocess.run(
-        [str(out), "--state-dir", str(state_dir), "--", "sh", "-c", "exit 4"],
+        [str(out), "--channel", str(peer.path), "--", "sh", "-c", "exit 4"],
         timeout=60,
         check=False,
     )
 
     assert run.returncode == 4
-    assert state.read_json(str(state_dir), state.EXIT_FILE) is not None
+    peer.join()
+    assert peer.record(channel.EXIT)["exit_code"] == 4
 
 
-def test_package_runs_with_python_m(tmp_path: pathlib.Path) -> None:
+def test_package_runs_with_python_m(make_peer: Any) -> None:
+    peer = make_peer()
+
     done = subprocess.run(
-        [sys.executable, "-m", "wrapper", "--state-dir", str(tmp_path), "--", "sh", "-c", "exit 6"],
+        [sys.executable, "-m", "wrapper", "--channel", str(peer.path), "--", "sh", "-c", "exit 6"],
         timeout=60,
         check=False,
     )
 
     assert done.returncode == 6
+    peer.join()
+    assert peer.record(channel.EXIT)["exit_code"] == 6

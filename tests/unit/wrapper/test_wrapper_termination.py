@@ -1,15 +1,17 @@
-"""Timeouts, forwarded signals, and processes the command leaves behind."""
+"""Timeouts, forwarded (and refused) signals, and processes the command leaves behind."""
 
 import os
 import pathlib
+import platform
 import signal
-import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
 
-from wrapper import state
+from tests.unit.wrapper.harness import UNSHARE_PID, needs_pid_namespace
+from wire import channel
 
 PY = [sys.executable, "-I", "-S", "-c"]
 
@@ -58,49 +60,118 @@ def test_command_that_ends_in_time_is_not_timed_out(run_wrapper: Any) -> None:
     assert run.exit["timed_out"] is False
 
 
-def _start_wrapper(
-    wrapper_argv: list[str],
-    state_dir: pathlib.Path,
-    options: list[str],
-    command: list[str],
-    wait_until: Any,
-) -> "subprocess.Popen[bytes]":
-    argv = [*wrapper_argv, "--state-dir", str(state_dir), *options, "--", *command]
-    wrapper = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stdout_file = state_dir / state.STDOUT_FILE
-    wait_until(lambda: stdout_file.exists() and b"ready" in stdout_file.read_bytes(), 30)
+def _start_ready(start_wrapper: Any, peer: Any, command: list[str], *options: str) -> Any:
+    wrapper = start_wrapper(peer, command, *options)
+    wait_for(lambda: b"ready" in peer.output("stdout"))
     return wrapper
 
 
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_signal_to_the_wrapper_is_forwarded_to_the_command(
-    wrapper_argv: list[str], state_dir: pathlib.Path, wait_until: Any, number: int
+def test_signal_from_the_parent_is_forwarded_to_the_command(
+    start_wrapper: Any, make_peer: Any, number: int
 ) -> None:
-    with _start_wrapper(wrapper_argv, state_dir, [], [*PY, REPORT_SIGNALS], wait_until) as wrapper:
-        wrapper.send_signal(number)
+    peer = make_peer()
+    with _start_ready(start_wrapper, peer, [*PY, REPORT_SIGNALS]) as wrapper:
+        wrapper.send_signal(number)  # the test is the wrapper's parent
         stdout, stderr = wrapper.communicate(timeout=60)
 
     assert wrapper.returncode == 7, stderr
     assert stdout == f"ready\ngot {int(number)}\n".encode()
-    record = state.read_json(str(state_dir), state.EXIT_FILE)
-    assert record is not None
-    assert record["exit_code"] == 7
-    assert record["timed_out"] is False
+    peer.join()
+    assert peer.record(channel.EXIT)["exit_code"] == 7
+    assert peer.record(channel.EXIT)["timed_out"] is False
 
 
 def test_sigterm_to_the_wrapper_ends_a_stubborn_command_after_the_grace(
-    wrapper_argv: list[str], state_dir: pathlib.Path, wait_until: Any
+    start_wrapper: Any, make_peer: Any
 ) -> None:
-    options = ["--grace", "0.5"]
-    with _start_wrapper(wrapper_argv, state_dir, options, [*PY, IGNORE_SIGTERM], wait_until) as w:
-        w.send_signal(signal.SIGTERM)
-        w.communicate(timeout=60)
+    peer = make_peer()
+    with _start_ready(start_wrapper, peer, [*PY, IGNORE_SIGTERM], "--grace", "0.5") as wrapper:
+        wrapper.send_signal(signal.SIGTERM)
+        wrapper.communicate(timeout=60)
 
-    assert w.returncode == 128 + signal.SIGKILL
-    record = state.read_json(str(state_dir), state.EXIT_FILE)
-    assert record is not None
+    assert wrapper.returncode == 128 + signal.SIGKILL
+    peer.join()
+    record = peer.record(channel.EXIT)
     assert record["signal"] == signal.SIGKILL
     assert record["timed_out"] is False
+
+
+# The command signals its parent, the wrapper, then proves it still runs and ends its own way.
+SIGNAL_THE_WRAPPER = """
+import os, signal, sys, time
+for number in ({numbers}):
+    os.kill(os.getppid(), number)
+time.sleep(0.5)
+print("still here", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [[signal.SIGTERM], [signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1]],
+    ids=["sigterm", "others"],
+)
+def test_signals_from_the_command_to_the_wrapper_are_ignored(
+    run_wrapper: Any, numbers: list[int]
+) -> None:
+    code = SIGNAL_THE_WRAPPER.format(numbers=", ".join(str(int(n)) for n in numbers) + ",")
+
+    run = run_wrapper([*PY, code], "--grace", "0")
+
+    assert run.returncode == 3, run.stderr
+    assert run.stdout == b"still here\n"
+    assert run.exit["exit_code"] == 3
+    assert run.exit["signal"] is None
+    assert run.stderr.count(b"crucible-wrapper: ignoring SIG") == 1  # said once
+
+
+# rt_sigqueueinfo lets a sender write si_pid itself (with si_code SI_QUEUE): a forged "from
+# outside the namespace" (pid 0) SIGTERM. siginfo_t: signo, errno, code, then (64-bit) pid and
+# uid at offset 16.
+FORGED_SIGTERM = """
+import ctypes, os, signal, struct, sys, time
+info = bytearray(128)
+struct.pack_into("iii", info, 0, signal.SIGTERM, 0, -1)
+struct.pack_into("ii", info, 16, 0, 0)
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = (ctypes.c_char * 128).from_buffer(info)
+if libc.syscall({number}, os.getppid(), signal.SIGTERM, buffer) != 0:
+    sys.exit("rt_sigqueueinfo failed: errno %d" % ctypes.get_errno())
+time.sleep(0.5)
+print("still here", flush=True)
+sys.exit(4)
+"""
+RT_SIGQUEUEINFO = {"x86_64": 129, "aarch64": 138}
+
+
+@pytest.mark.skipif(
+    platform.machine() not in RT_SIGQUEUEINFO or sys.maxsize < 2**32,
+    reason="rt_sigqueueinfo number and siginfo layout known for 64-bit x86_64/aarch64 only",
+)
+def test_a_signal_with_a_forged_sender_is_ignored(run_wrapper: Any) -> None:
+    code = FORGED_SIGTERM.format(number=RT_SIGQUEUEINFO[platform.machine()])
+
+    run = run_wrapper([*PY, code], "--grace", "0")
+
+    assert run.returncode == 4, run.stderr
+    assert run.stdout == b"still here\n"
+    assert b"ignoring SIGTERM from pid 0" in run.stderr
+
+
+def test_the_command_starts_with_no_blocked_or_ignored_signals(run_wrapper: Any) -> None:
+    run = run_wrapper(["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"])
+
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
 
 
 # The command starts a grandchild that inherits stdout/stderr, writes its pid, and exits.
@@ -177,24 +248,25 @@ print("reaped", flush=True)
 """
 
 
-def _can_unshare_pid() -> bool:
-    if os.geteuid() != 0:
-        return False
-    probe = ["unshare", "--pid", "--fork", "--mount-proc", "true"]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode == 0
-    except OSError:
-        return False
+@needs_pid_namespace
+def test_wrapper_as_pid_1_reaps_orphaned_zombies(run_wrapper: Any) -> None:
+    run = run_wrapper([*PY, ORPHAN_AND_WATCH], prefix=UNSHARE_PID)
+
+    assert run.stdout == b"parent 1\nreaped\n", run.stderr
+    assert run.returncode == 0
+    assert run.peer.record(channel.HELLO)["pid"] == 1
 
 
-@pytest.mark.skipif(not _can_unshare_pid(), reason="needs root and unshare(1) for a pid namespace")
-def test_wrapper_as_pid_1_reaps_orphaned_zombies(
-    wrapper_argv: list[str], state_dir: pathlib.Path
+@needs_pid_namespace
+def test_wrapper_as_pid_1_cannot_be_killed_or_terminated_by_the_command(
+    run_wrapper: Any,
 ) -> None:
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", *wrapper_argv]
-    argv += ["--state-dir", str(state_dir), "--", *PY, ORPHAN_AND_WATCH]
+    script = "kill -KILL 1; kill -TERM 1; kill -INT 1; sleep 0.5; echo still here; exit 4"
 
-    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    run = run_wrapper(["sh", "-c", script], "--grace", "0", prefix=UNSHARE_PID)
 
-    assert done.stdout == b"parent 1\nreaped\n", done.stderr
-    assert done.returncode == 0
+    assert run.returncode == 4, run.stderr
+    assert run.stdout == b"still here\n"
+    assert run.exit["exit_code"] == 4
+    assert run.exit["signal"] is None
+    assert b"crucible-wrapper: ignoring SIG" in run.stderr  # the lowest pending first: SIGINT

@@ -3,7 +3,7 @@
 Producers are the sidecar (``running``, ``output``, the first terminal verdict) and the
 dispatcher (``accepted``, ``scheduled``, ``pending``, verified verdicts, cancels, errors).
 ``v`` and ``seq`` are not set here: the publish script stamps them inside Redis, so ``seq``
-increases per evaluation across both producers and is never reused (see ``streams``).
+increases per evaluation across both producers and is never reused (see ``wire.keys``).
 """
 
 import enum
@@ -12,6 +12,8 @@ import time
 from typing import Any, Literal
 
 import pydantic
+
+from wire import keys, limits
 
 SCHEMA_VERSION = 1
 
@@ -35,16 +37,15 @@ TERMINAL_TYPES = frozenset(
 
 # The original design's channels; a consumer written against it hears of every end.
 LEGACY_CHANNELS: dict[EventType, str] = {
-    EventType.RUNNING: "evaluation:running",
-    EventType.COMPLETED: "evaluation:completed",
-    EventType.FAILED: "evaluation:failed",
-    EventType.TIMEOUT: "evaluation:failed",
-    EventType.CANCELLED: "evaluation:failed",
-    EventType.ERROR: "evaluation:failed",
+    EventType.RUNNING: keys.LEGACY_RUNNING,
+    EventType.COMPLETED: keys.LEGACY_COMPLETED,
+    EventType.FAILED: keys.LEGACY_FAILED,
+    EventType.TIMEOUT: keys.LEGACY_FAILED,
+    EventType.CANCELLED: keys.LEGACY_FAILED,
+    EventType.ERROR: keys.LEGACY_FAILED,
 }
 
-# Output and error tails carried by terminal events and legacy payloads.
-TAIL_LIMIT_CHARS = 64 * 1024
+TAIL_LIMIT_CHARS = limits.TAIL_LIMIT_CHARS
 
 Source = Literal["sidecar", "dispatcher"]
 
@@ -79,6 +80,14 @@ class Event(pydantic.BaseModel):
     truncated: bool | None = None
     verified: bool | None = None
 
+    @pydantic.field_validator("reason")
+    @classmethod
+    def _short_reason(cls, value: str | None) -> str | None:
+        # Reasons come from kubelet messages and wrapper errors: cut, never refused.
+        if value is None or len(value) <= limits.REASON_LIMIT_CHARS:
+            return value
+        return value[: limits.REASON_LIMIT_CHARS - 1] + "\u2026"
+
     @property
     def terminal(self) -> bool:
         return self.type in TERMINAL_TYPES
@@ -86,6 +95,16 @@ class Event(pydantic.BaseModel):
     def body_json(self) -> str:
         """The JSON published, less ``v`` and ``seq``, which the publish script prepends."""
         return self.model_dump_json(exclude_none=True, exclude={"v", "seq"})
+
+    def slim_json(self) -> str | None:
+        """The global stream's copy (status only: no output, no tails), None for output."""
+        if self.type == EventType.OUTPUT:
+            return None
+        return self.model_dump_json(exclude_none=True, exclude={"v", "seq", "output", "error"})
+
+    def verdict(self) -> str:
+        """``type:exit_code``: what legacy consumers were told, compared for corrections."""
+        return f"{self.type.value}:{'' if self.exit_code is None else self.exit_code}"
 
     def legacy_payload(self) -> str | None:
         """The payload for ``evaluation:*`` channels, or None for types they do not carry."""
@@ -102,6 +121,8 @@ class Event(pydantic.BaseModel):
         if self.type in (EventType.TIMEOUT, EventType.CANCELLED, EventType.ERROR):
             payload["status"] = self.type.value
             payload["reason"] = self.reason
+        if self.verified:
+            payload["verified"] = True
         return json.dumps(payload, separators=(",", ":"))
 
 

@@ -1,8 +1,8 @@
-"""How an event changes an evaluation record: the status rules, as pure functions.
+"""The status rules as pure Python: a differential model of ``wire/apply_event.lua``.
 
-``apply_event.lua`` runs the same rules inside Redis, so concurrent dispatchers cannot
-interleave; this module is their readable statement and the oracle the Lua is tested against
-(tests/integration/dispatcher/test_status_script.py). Change both together.
+The Lua script is the one implementation (it runs inside Redis, so concurrent dispatchers
+cannot interleave); this model is only the oracle it is tested against with randomised event
+orders (tests/integration/dispatcher/test_status_script.py). Change both together.
 
 The rules:
 - an event whose ``seq`` is not above the record's ``last_seq`` is a replay: ignored;
@@ -16,7 +16,8 @@ The rules:
 - a later terminal event that is ``verified`` and from the dispatcher confirms it once: sets
   ``verified``; where exit_code or reason differ it corrects them and writes ``correction``;
   between ``completed`` and ``failed`` the status follows it (an OOM kill after the sidecar
-  said ``completed``); any other status stays (``cancelled`` stays cancelled, and only gains
+  said ``completed``), and a first ``completed`` (a claim of success) yields to whatever it
+  says; any other status stays (``cancelled`` stays cancelled, and only gains
   an exit code or signal it did not have);
 - any later terminal event (the sidecar's, when the reconciler's verified verdict came first, as
   it always does with a plain sidecar on Kubernetes) fills in what the record still lacks:
@@ -30,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dispatcher.records import Status
-from sidecar.events import Event, EventType
+from wire.events import Event, EventType
 
 PROGRESS_RANK = {
     Status.ACCEPTED: 0,
@@ -122,7 +123,8 @@ def _confirmation(record: Mapping[str, Any], status: Status, event: Event) -> Ch
         return changes
     notes: list[str] = []
     new = Status(event.type.value)
-    if status in _EXIT_STATUSES and new in _EXIT_STATUSES and new is not status:
+    overrides = status is Status.COMPLETED or (status in _EXIT_STATUSES and new in _EXIT_STATUSES)
+    if overrides and new is not status:
         changes["status"] = new
         notes.append(f"status {status.value} -> {new.value}")
     for name in CORRECTED_FIELDS:

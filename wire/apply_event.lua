@@ -1,5 +1,5 @@
--- Applies one event to an evaluation record. Owner: dispatcher/store.py; the rules are stated
--- (and tested against this script) in dispatcher/statuses.py: change both together.
+-- Applies one event to an evaluation record. Owner: dispatcher/store.py. The rules are stated
+-- in tests/status_model.py, the differential model this script is tested against.
 -- KEYS: 1 record hash, 2..10 status index sorted sets in the order of STATUSES below
 -- ARGV: 1 seq, 2 type, 3 source, 4 '1' if the event says verified, 5 ts (JSON),
 --       6.. name, JSON value pairs of the event's fields that are set
@@ -80,7 +80,9 @@ local function confirmation()
   end
   local notes = {}
   local exits = {completed = true, failed = true}
-  if exits[status] and exits[etype] and etype ~= status then
+  -- The kubelet's verdict follows completed <-> failed, and overrides any first claim of
+  -- success; other first ends (timeout, error) keep their status and gain the exit code.
+  if etype ~= status and (status == 'completed' or (exits[status] and exits[etype])) then
     new_status = etype
     table.insert(notes, 'status ' .. status .. ' -> ' .. etype)
   end

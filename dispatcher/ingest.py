@@ -1,0 +1,108 @@
+"""Where sidecars hand in their evaluation's events (``wire.ingest`` is the contract).
+
+A pod holds no Redis credential. Its sidecar holds one HMAC token, good for its own evaluation
+only; everything it sends is checked here before ``publish.lua`` stores it, and counted against
+the evaluation's byte budget there, so a pod cannot write another evaluation's record, stream or
+legacy messages, the global stream beyond its own status events, or more than its budget.
+"""
+
+import dataclasses
+import secrets
+from collections.abc import Mapping
+
+import pydantic
+from aiohttp import web
+
+from dispatcher import errors, publish
+from wire import events, ingest, limits
+
+routes = web.RouteTableDef()
+PATH_PREFIX = "/ingest/"
+SIDECAR_ENV_URL = "CRUCIBLE_SIDECAR_INGEST_URL"
+SIDECAR_ENV_TOKEN = "CRUCIBLE_SIDECAR_INGEST_TOKEN"
+# Retry-After (seconds) for a sidecar when Redis is away or full.
+RETRY_AFTER_SECONDS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SidecarLink:
+    """What a sidecar is told to reach the dispatcher: the URL and its evaluation's token."""
+
+    url: str
+    key: bytes = dataclasses.field(repr=False)
+
+    def env(self, eval_id: str) -> Mapping[str, str]:
+        return {
+            SIDECAR_ENV_URL: self.url,
+            SIDECAR_ENV_TOKEN: ingest.eval_token(self.key, eval_id),
+        }
+
+
+def new_key() -> bytes:
+    """A key for one dispatcher process when none is configured (several need a shared one)."""
+    return secrets.token_bytes(32)
+
+
+INGEST_KEY = web.AppKey("ingest_key", bytes)
+PUBLISHER = web.AppKey("ingest_publisher", publish.Publisher)
+
+
+@routes.post(ingest.ROUTE)
+async def ingest_events(request: web.Request) -> web.Response:
+    eval_id = request.match_info["eval_id"]
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    key = request.app[INGEST_KEY]
+    if scheme.lower() != "bearer" or not ingest.token_matches(key, eval_id, presented.strip()):
+        raise errors.UnauthorizedError("not a credential of this evaluation")
+    batch = _parse(await _body(request))
+    checked = [(_checked(eval_id, item.event), ingest.TOKEN_PREFIX + item.token) for item in batch]
+    published = await request.app[PUBLISHER].publish_many(checked, budget=True)
+    results = [
+        {"seq": p.seq, "id": p.stream_id, "duplicate": p.duplicate, "dropped": p.dropped}
+        for p in published
+    ]
+    return web.json_response({"results": results})
+
+
+async def _body(request: web.Request) -> bytes:
+    """The body, refused once it grows past the limit (before it is all in memory)."""
+    too_large = _invalid("body", f"larger than {limits.INGEST_BODY_MAX_BYTES} bytes")
+    if (request.content_length or 0) > limits.INGEST_BODY_MAX_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limits.INGEST_BODY_MAX_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> list[ingest.Item]:
+    try:
+        return ingest.Batch.model_validate_json(raw).events
+    except pydantic.ValidationError as e:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+            for err in e.errors(include_url=False, include_input=False)[:20]
+        ]
+        raise errors.InvalidRequestError("invalid batch", details=details) from None
+
+
+def _checked(eval_id: str, event: events.Event) -> events.Event:
+    """The event as the dispatcher will store it: only what a sidecar may say, about its own
+    evaluation, never verified."""
+    if event.eval_id != eval_id:
+        raise _invalid("event.eval_id", "not the evaluation of this credential")
+    if event.source != "sidecar":
+        raise _invalid("event.source", "must be 'sidecar'")
+    if event.type not in ingest.SIDECAR_TYPES:
+        raise _invalid("event.type", f"a sidecar may not publish {event.type.value!r}")
+    if event.verified:
+        raise _invalid("event.verified", "only the dispatcher verifies")
+    return event
+
+
+def _invalid(field: str, message: str) -> errors.InvalidRequestError:
+    return errors.InvalidRequestError(message, details=[{"field": field, "message": message}])

@@ -1,0 +1,90 @@
+"""The one function that puts an event into Redis: ``wire/publish.lua``, run by the dispatcher.
+
+Sidecars hand their events to the dispatcher (``dispatcher.ingest``); the dispatcher's own events
+(accepted, scheduled, verdicts, cancels) come from the API, the backends and the reconciler.
+Either way the two XADDs, the legacy PUBLISH and the seq counter change together or not at all,
+and a producer that retries after a lost reply passes the same ``token`` and gets the first
+result back instead of a second copy.
+"""
+
+import dataclasses
+
+import redis.asyncio
+
+from wire import events, keys, limits, scripts
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    seq: int
+    stream_id: str
+    legacy_published: bool
+    duplicate: bool
+    # Over the producer's byte budget: nothing was stored.
+    dropped: bool = False
+
+
+class Publisher:
+    """Publishes events through the script; one per Redis client."""
+
+    def __init__(
+        self, client: redis.asyncio.Redis, stream_limits: limits.StreamLimits | None = None
+    ) -> None:
+        self._script = client.register_script(scripts.PUBLISH)
+        self._limits = stream_limits or limits.StreamLimits()
+
+    async def publish(
+        self, event: events.Event, *, token: str = "", budget: bool = False
+    ) -> Published:
+        """``budget``: count the event against its evaluation's byte budget (a pod's events)."""
+        (raw,) = await self.publish_many([(event, token)], budget=budget)
+        return raw
+
+    async def publish_many(
+        self, batch: list[tuple[events.Event, str]], *, budget: bool = False
+    ) -> list[Published]:
+        """Publish events in order in one round trip (a sidecar's batch)."""
+        client = self._script.registered_client
+        async with client.pipeline(transaction=False) as pipe:
+            for event, token in batch:
+                await self._script(
+                    keys=self._keys(event), args=self._args(event, token, budget), client=pipe
+                )
+            replies = await pipe.execute()
+        return [_published(reply) for reply in replies]
+
+    @staticmethod
+    def _keys(event: events.Event) -> list[str]:
+        return [
+            keys.eval_stream(event.eval_id),
+            keys.GLOBAL_STREAM,
+            keys.publish_meta(event.eval_id),
+        ]
+
+    def _args(self, event: events.Event, token: str, budget: bool) -> list[str | int]:
+        channel = events.LEGACY_CHANNELS.get(event.type, "")
+        return [
+            token,
+            event.body_json(),
+            event.slim_json() or "",
+            "1" if event.terminal else "0",
+            channel,
+            event.legacy_payload() or "",
+            self._limits.eval_stream_maxlen,
+            self._limits.global_stream_maxlen,
+            self._limits.ttl_seconds,
+            self._limits.eval_budget_bytes if budget else 0,
+            event.verdict() if event.terminal else "",
+            "1" if event.verified else "0",
+        ]
+
+
+def _published(reply: list[object]) -> Published:
+    seq, stream_id, legacy, duplicate, dropped = reply
+    return Published(
+        seq=int(str(seq)),
+        stream_id=stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id),
+        legacy_published=bool(legacy),
+        duplicate=bool(duplicate),
+        dropped=bool(dropped),
+    )

@@ -1,0 +1,53 @@
+"""Every Redis key and pub/sub channel name crucible uses; nothing else spells one.
+
+    crucible:eval:{eval_id}     hash, the evaluation record; every value is JSON text; expires
+                                after the record TTL (``create_record.lua``, ``apply_event.lua``)
+    crucible:evals              sorted set of every eval_id, score created_at (listing)
+    crucible:evals:{status}     sorted set per status, same scores (listing with a filter)
+    crucible:events:{eval_id}   stream, the evaluation's own history (SSE replays it; the entry id
+                                is the SSE event id), capped, expires with the evaluation
+    crucible:events             stream of every evaluation's status events (no output, no tails:
+                                bounded in bytes, not only in count); the dispatchers' consumer
+                                group ``crucible:dispatchers`` feeds the status store from it
+    crucible:pub:{eval_id}      hash, publish metadata: the seq counter, the first terminal seq and
+                                verdict, bytes a producer has used, and the dedup tokens
+    crucible:kube:cancel:{eval_id}  string, a cancel's tombstone (the Kubernetes backend)
+    crucible:local:inflight     hash, the local backend's running evaluations and their owners
+    evaluation:running|completed|failed   pub/sub channels of the original design
+
+Only the dispatcher writes any of them: sidecars hand their events to it (``wire.ingest``).
+"""
+
+RECORD_PREFIX = "crucible:eval:"
+INDEX = "crucible:evals"
+GLOBAL_STREAM = "crucible:events"
+CONSUMER_GROUP = "crucible:dispatchers"
+EVENT_FIELD = "event"
+# Field of a global-stream entry naming the full event's id in the evaluation's stream.
+FULL_EVENT_FIELD = "full"
+
+LOCAL_INFLIGHT = "crucible:local:inflight"
+
+LEGACY_RUNNING = "evaluation:running"
+LEGACY_COMPLETED = "evaluation:completed"
+LEGACY_FAILED = "evaluation:failed"
+
+
+def record_key(eval_id: str) -> str:
+    return f"{RECORD_PREFIX}{eval_id}"
+
+
+def status_index(status: str) -> str:
+    return f"{INDEX}:{status}"
+
+
+def eval_stream(eval_id: str) -> str:
+    return f"crucible:events:{eval_id}"
+
+
+def publish_meta(eval_id: str) -> str:
+    return f"crucible:pub:{eval_id}"
+
+
+def cancel_tombstone(eval_id: str) -> str:
+    return f"crucible:kube:cancel:{eval_id}"
