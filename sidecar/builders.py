@@ -20,10 +20,6 @@ STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 RUNNING_TOKEN = "running"
 TERMINAL_TOKEN = "terminal"
 
-# UTF-8 needs at most 4 bytes per character: this many bytes always hold a tail's characters.
-TAIL_READ_BYTES = 4 * events.TAIL_LIMIT_CHARS
-_CONTINUATION_BYTE_MIN, _CONTINUATION_BYTE_MAX = 0x80, 0xBF
-
 
 def output_token(stream: Stream, offset: int, length: int) -> str:
     return f"output:{stream}:{offset}:{length}"
@@ -40,17 +36,6 @@ def decode_chunk(raw: bytes, *, final: bool) -> tuple[str, int]:
     text = decoder.decode(raw, final=final)
     held_back = len(decoder.getstate()[0])
     return text, len(raw) - held_back
-
-
-def tail_text(raw: bytes) -> str:
-    """The last characters of an output file, given (at least) its last ``TAIL_READ_BYTES``."""
-    start = 0
-    # A read that starts inside a character would begin with replacement marks: skip into it.
-    while (
-        start < min(3, len(raw)) and _CONTINUATION_BYTE_MIN <= raw[start] <= _CONTINUATION_BYTE_MAX
-    ):
-        start += 1
-    return events.tail(raw[start:].decode("utf-8", errors="replace"))
 
 
 def running_event(eval_id: str, started: dict[str, Any]) -> events.Event:

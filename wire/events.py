@@ -133,3 +133,16 @@ def parse(raw: str | bytes) -> Event:
 
 def tail(text: str, limit: int = TAIL_LIMIT_CHARS) -> str:
     return text if len(text) <= limit else text[-limit:]
+
+
+# UTF-8 needs at most 4 bytes per character: this many bytes always hold a tail's characters.
+TAIL_READ_BYTES = 4 * TAIL_LIMIT_CHARS
+
+
+def tail_of_bytes(raw: bytes) -> str:
+    """The tail text of an output stream, given (at least) its last ``TAIL_READ_BYTES``."""
+    start = 0
+    # A read that starts inside a character would begin with replacement marks: skip into it.
+    while start < min(3, len(raw)) and 0x80 <= raw[start] <= 0xBF:
+        start += 1
+    return tail(raw[start:].decode("utf-8", errors="replace"))

@@ -37,7 +37,6 @@ REDIS_RETRY_SECONDS = 60.0
 _REPORT_SEARCH_DEPTH = 16
 # UTF-8 needs at most 4 bytes per character: this many bytes always hold a tail's characters,
 # so a character cut at the start of the read decodes into marks that the tail drops.
-_TAIL_READ_BYTES = 4 * events.TAIL_LIMIT_CHARS
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -77,13 +76,13 @@ def read_tail(path: pathlib.Path) -> tuple[str, bool]:
         if not stat.S_ISREG(info.st_mode):
             return "", False
         size = info.st_size
-        start = max(0, size - _TAIL_READ_BYTES)
+        start = max(0, size - events.TAIL_READ_BYTES)
         raw = os.pread(fd, size - start, start)
     except OSError:
         return "", False
     finally:
         os.close(fd)
-    text = events.tail(raw.decode("utf-8", errors="replace"))
+    text = events.tail_of_bytes(raw)
     return text, raw.endswith(channel.TRUNCATION_MARKER)
 
 

@@ -21,11 +21,11 @@ import redis.asyncio
 import redis.exceptions
 
 from dispatcher import publish
-from wire import events
+from wire import events, keys
 
 log = logging.getLogger(__name__)
 
-INFLIGHT_KEY = "crucible:local:inflight"
+INFLIGHT_KEY = keys.LOCAL_INFLIGHT
 LOST_REASON = "lost: the dispatcher running it exited before it ended"
 
 

@@ -216,3 +216,58 @@ def test_the_probe_speaks_the_channels_frames() -> None:
         b"O",
         b"X",
     )
+
+
+# Hunts for other evaluations' sockets (same user, same machine) for a while, racing their
+# wrappers to them, and speaks the wrapper's part on every one it reaches.
+HUNT_SOCKETS = r"""
+import glob, json, os, socket, struct, sys, time
+root, seconds = sys.argv[1], float(sys.argv[2])
+def frame(kind, payload):
+    return struct.pack(">cI", kind, len(payload)) + payload
+def record(kind, value):
+    return frame(kind, json.dumps(value).encode())
+attempts = accepted = 0
+deadline = time.time() + seconds
+while time.time() < deadline:
+    for path in glob.glob(os.path.join(root, "**", "*.sock"), recursive=True):
+        attempts += 1
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(1)
+        try:
+            s.connect(path)
+            s.sendall(record(b"H", {"v": 1, "pid": os.getpid()}))
+            if s.recv(64):
+                accepted += 1
+            s.sendall(frame(b"O", b"FORGED\n") + record(b"X", {"exit_code": 0}))
+        except OSError:
+            pass
+        finally:
+            s.close()
+print(json.dumps({"attempts": attempts, "accepted": accepted}), flush=True)
+"""
+
+
+async def test_code_of_one_evaluation_cannot_take_over_anothers_channel(
+    make_dispatcher: DispatcherFactory, redis_url: str, tmp_path: pathlib.Path
+) -> None:
+    dispatcher = await make_dispatcher(redis_url, work_root=str(tmp_path), concurrency=4)
+    await dispatcher.submit(
+        command=["python", "-c", HUNT_SOCKETS, str(tmp_path), "6"], eval_id="hunter"
+    )
+    await dispatcher.wait_for("hunter", lambda r: r["status"] == "running")
+    victims = [f"victim-{i}" for i in range(12)]
+    for eval_id in victims:
+        await dispatcher.submit(
+            command=["python", "-c", "import sys; print('mine'); sys.exit(3)"], eval_id=eval_id
+        )
+    for eval_id in victims:
+        record = await dispatcher.wait_ended(eval_id)
+        assert (record["status"], record["exit_code"], record["output"]) == ("failed", 3, "mine\n")
+        assert record["correction"] is None, record
+        events = await dispatcher.stream(eval_id)
+        assert not any("FORGED" in (e.data or "") for e in events), eval_id
+    hunter = await dispatcher.wait_ended("hunter")
+    seen = json.loads(hunter["output"])
+    assert seen["attempts"] > 0
+    assert seen["accepted"] == 0, seen

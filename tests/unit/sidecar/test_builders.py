@@ -144,8 +144,8 @@ def test_chunks_cut_anywhere_reassemble_to_the_original_text() -> None:
         assert text == original
 
 
-def test_tail_text_skips_a_character_cut_at_the_start() -> None:
+def test_a_tail_skips_a_character_cut_at_the_start() -> None:
     raw = "€uro".encode()
-    assert builders.tail_text(raw[1:]) == "uro"
-    assert builders.tail_text(b"") == ""
-    assert builders.tail_text(b"\xffabc") == "\ufffdabc"  # not a continuation byte: kept
+    assert events.tail_of_bytes(raw[1:]) == "uro"
+    assert events.tail_of_bytes(b"") == ""
+    assert events.tail_of_bytes(b"\xffabc") == "\ufffdabc"  # not a continuation byte: kept
