@@ -1,0 +1,136 @@
+"""Does one evaluation flooding output delay another's end? Local backend, real Redis.
+
+    python bench/flood_isolation.py [--count 40] [--flooders 3]
+
+Runs ``crucible serve`` (local backend, ``flooders + 1`` worker slots) as its own process and
+measures, for ``--count`` quiet evaluations one after another, the time from the child's last
+act (it prints ``time.time()``) to the first terminal event at an SSE client, as
+``bench/latency.py`` does. Twice, in the same run: alone (the baseline), then while
+``--flooders`` other evaluations each print 64 MiB as fast as they can, as short lines (the most
+events) and restarted as soon as they end, so the pipeline is under flood for the whole second
+phase. What each flooder can push is capped where it leaves (8 MiB per stream on the channel,
+the byte budget at the dispatcher); the question is what is left of the quiet evaluation's
+latency.
+
+Prints p50/p99 of both phases and their difference (the target: the flood adds under 100 ms at
+p99) and writes them to ``bench/results/flood_isolation.json``. Nothing is asserted.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import latency
+
+from dispatcher.embedded_redis import EmbeddedRedis
+
+RESULTS = Path(__file__).resolve().parent / "results" / "flood_isolation.json"
+FLOOD_CODE = (
+    "import sys\nline = b'x' * 79 + b'\\n'\nw = sys.stdout.buffer.write\n"
+    "for _ in range(64 * 1024 * 1024 // 80):\n    w(line)\n"
+)
+
+
+async def quiet_phase(
+    session: aiohttp.ClientSession, base: str, subscriber: latency.Subscriber, name: str, n: int
+) -> list[float]:
+    found = []
+    for i in range(n):
+        result = await latency.one_evaluation(session, base, subscriber, f"{name}-{i}")
+        found.append(result["sse"])
+    return found
+
+
+async def flood_forever(session: aiohttp.ClientSession, base: str, name: str, stop: asyncio.Event):
+    i = 0
+    while not stop.is_set():
+        eval_id = f"{name}-{i}"
+        i += 1
+        body = {"eval_id": eval_id, "code": FLOOD_CODE, "timeout_seconds": 120}
+        async with session.post(f"{base}/v1/evaluations", json=body) as response:
+            if response.status != 201:
+                raise RuntimeError(f"flood submit: {response.status} {await response.text()}")
+        while not stop.is_set():
+            async with session.get(f"{base}/v1/evaluations/{eval_id}") as response:
+                if (await response.json())["status"] in latency.TERMINAL:
+                    break
+            await asyncio.sleep(0.2)
+    return i
+
+
+async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    subscriber = latency.Subscriber(client)
+    await subscriber.start()
+    prefix = f"flood-bench-{os.getpid()}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            await latency.wait_ready(session, base, server)
+            await latency.one_evaluation(session, base, subscriber, f"{prefix}-warm-up")
+            alone = await quiet_phase(session, base, subscriber, f"{prefix}-alone", args.count)
+            stop = asyncio.Event()
+            floods = [
+                asyncio.create_task(flood_forever(session, base, f"{prefix}-flood{j}", stop))
+                for j in range(args.flooders)
+            ]
+            await asyncio.sleep(1.0)  # the flood is on before the first quiet evaluation
+            flooded = await quiet_phase(session, base, subscriber, f"{prefix}-flooded", args.count)
+            stop.set()
+            flood_runs = sum(await asyncio.gather(*floods))
+    finally:
+        await subscriber.stop()
+        await client.aclose()
+    a, f = latency.percentiles(alone), latency.percentiles(flooded)
+    return {
+        "flooders": args.flooders,
+        "flood_evaluations": flood_runs,
+        "alone": a,
+        "flooded": f,
+        "added_p50_ms": round(f["p50_ms"] - a["p50_ms"], 2),
+        "added_p99_ms": round(f["p99_ms"] - a["p99_ms"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--flooders", type=int, default=3)
+    args = parser.parse_args()
+    with EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / f"flood-{os.getpid()}") as redis_:
+        port = latency.free_port()
+        env = {
+            **os.environ,
+            "CRUCIBLE_REDIS_URL": redis_.url,
+            "CRUCIBLE_PORT": str(port),
+            "CRUCIBLE_LOCAL__CONCURRENCY": str(args.flooders + 1),
+            "CRUCIBLE_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
+        try:
+            started = time.monotonic()
+            result = asyncio.run(run(args, f"http://127.0.0.1:{port}", redis_.url, server))
+        finally:
+            server.terminate()
+            server.wait(30)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    result["load_average_1m_after"] = os.getloadavg()[0]
+    print(f"flood isolation: {args.flooders} flooders, {result['flood_evaluations']} flood runs")
+    latency.show("quiet evaluation alone: exit -> SSE end", result["alone"])
+    latency.show("the same while the others flood", result["flooded"])
+    print(f"  added by the flood: p50 {result['added_p50_ms']} ms, p99 {result['added_p99_ms']} ms")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
