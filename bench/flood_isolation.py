@@ -5,15 +5,19 @@
 Runs ``crucible serve`` (local backend, ``flooders + 1`` worker slots) as its own process and
 measures, for ``--count`` quiet evaluations one after another, the time from the child's last
 act (it prints ``time.time()``) to the first terminal event at an SSE client, as
-``bench/latency.py`` does. Twice, in the same run: alone (the baseline), then while
-``--flooders`` other evaluations each print 64 MiB as fast as they can, as short lines (the most
-events) and restarted as soon as they end, so the pipeline is under flood for the whole second
-phase. What each flooder can push is capped where it leaves (8 MiB per stream on the channel,
-the byte budget at the dispatcher); the question is what is left of the quiet evaluation's
-latency.
+``bench/latency.py`` does. Three times, in the same run:
 
-Prints p50/p99 of both phases and their difference (the target: the flood adds under 100 ms at
-p99) and writes them to ``bench/results/flood_isolation.json``. Nothing is asserted.
+- alone;
+- while ``--flooders`` other evaluations each write 64 MiB as short lines to /dev/null,
+  restarted as soon as they end: the same processes and CPU as a flood, and no output (on two
+  cores that CPU alone delays everyone: this is the baseline the flood is judged against);
+- while they print those 64 MiB to stdout instead, as fast as they can: the flood. What each
+  flooder can push is capped where it leaves (8 MiB per stream on the channel, the byte
+  budget at the dispatcher).
+
+The target: the flood adds under 100 ms at p99 to a quiet evaluation's end. Prints p50/p99 of
+the three phases and what the flood adds over the busy baseline, and writes them to
+``bench/results/flood_isolation.json``. Nothing is asserted.
 """
 
 import argparse
@@ -36,9 +40,10 @@ from dispatcher.embedded_redis import EmbeddedRedis
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flood_isolation.json"
 FLOOD_CODE = (
-    "import sys\nline = b'x' * 79 + b'\\n'\nw = sys.stdout.buffer.write\n"
+    "import sys\nline = b'x' * 79 + b'\\n'\nw = {target}.write\n"
     "for _ in range(64 * 1024 * 1024 // 80):\n    w(line)\n"
 )
+FLOOD_TARGETS = {"busy": "open('/dev/null', 'wb')", "flood": "sys.stdout.buffer"}
 
 
 async def quiet_phase(
@@ -51,12 +56,14 @@ async def quiet_phase(
     return found
 
 
-async def flood_forever(session: aiohttp.ClientSession, base: str, name: str, stop: asyncio.Event):
+async def flood_forever(
+    session: aiohttp.ClientSession, base: str, name: str, code: str, stop: asyncio.Event
+) -> int:
     i = 0
     while not stop.is_set():
         eval_id = f"{name}-{i}"
         i += 1
-        body = {"eval_id": eval_id, "code": FLOOD_CODE, "timeout_seconds": 120}
+        body = {"eval_id": eval_id, "code": code, "timeout_seconds": 120}
         async with session.post(f"{base}/v1/evaluations", json=body) as response:
             if response.status != 201:
                 raise RuntimeError(f"flood submit: {response.status} {await response.text()}")
@@ -77,27 +84,33 @@ async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             await latency.wait_ready(session, base, server)
             await latency.one_evaluation(session, base, subscriber, f"{prefix}-warm-up")
-            alone = await quiet_phase(session, base, subscriber, f"{prefix}-alone", args.count)
-            stop = asyncio.Event()
-            floods = [
-                asyncio.create_task(flood_forever(session, base, f"{prefix}-flood{j}", stop))
-                for j in range(args.flooders)
-            ]
-            await asyncio.sleep(1.0)  # the flood is on before the first quiet evaluation
-            flooded = await quiet_phase(session, base, subscriber, f"{prefix}-flooded", args.count)
-            stop.set()
-            flood_runs = sum(await asyncio.gather(*floods))
+            phases = {"alone": await quiet_phase(session, base, subscriber, prefix, args.count)}
+            flood_runs = 0
+            for phase, target in FLOOD_TARGETS.items():
+                stop = asyncio.Event()
+                code = FLOOD_CODE.format(target=target)
+                floods = [
+                    asyncio.create_task(
+                        flood_forever(session, base, f"{prefix}-{phase}{j}", code, stop)
+                    )
+                    for j in range(args.flooders)
+                ]
+                await asyncio.sleep(1.0)  # the load is on before the first quiet evaluation
+                name = f"{prefix}-quiet-{phase}"
+                phases[phase] = await quiet_phase(session, base, subscriber, name, args.count)
+                stop.set()
+                flood_runs += sum(await asyncio.gather(*floods))
     finally:
         await subscriber.stop()
         await client.aclose()
-    a, f = latency.percentiles(alone), latency.percentiles(flooded)
+    found = {name: latency.percentiles(values) for name, values in phases.items()}
+    busy, flood = found["busy"], found["flood"]
     return {
         "flooders": args.flooders,
-        "flood_evaluations": flood_runs,
-        "alone": a,
-        "flooded": f,
-        "added_p50_ms": round(f["p50_ms"] - a["p50_ms"], 2),
-        "added_p99_ms": round(f["p99_ms"] - a["p99_ms"], 2),
+        "load_evaluations": flood_runs,
+        **found,
+        "flood_added_over_busy_p50_ms": round(flood["p50_ms"] - busy["p50_ms"], 2),
+        "flood_added_over_busy_p99_ms": round(flood["p99_ms"] - busy["p99_ms"], 2),
     }
 
 
@@ -124,10 +137,12 @@ def main() -> None:
             server.wait(30)
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_average_1m_after"] = os.getloadavg()[0]
-    print(f"flood isolation: {args.flooders} flooders, {result['flood_evaluations']} flood runs")
+    print(f"flood isolation: {args.flooders} flooders, {result['load_evaluations']} load runs")
     latency.show("quiet evaluation alone: exit -> SSE end", result["alone"])
-    latency.show("the same while the others flood", result["flooded"])
-    print(f"  added by the flood: p50 {result['added_p50_ms']} ms, p99 {result['added_p99_ms']} ms")
+    latency.show("the same, others busy (no output)", result["busy"])
+    latency.show("the same, others flooding output", result["flood"])
+    added = (result["flood_added_over_busy_p50_ms"], result["flood_added_over_busy_p99_ms"])
+    print(f"  added by the flood over busy: p50 {added[0]} ms, p99 {added[1]} ms")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -6,10 +6,9 @@ For each ``--concurrency`` level, runs ``crucible serve`` (local backend, that m
 slots) as its own process, as a user would, against an embedded Redis the benchmark starts, and
 submits ``--count`` evaluations, as many at a time as there are slots. Each evaluation's last act
 is to print ``time.time()``; that printed time is the start of the clock. It is used rather than
-``exit.json``'s ``finished_at`` because it is the earliest point of the end (before the
-process exit, the wrapper's reaping and its exit record) and because it travels inside the
-terminal event's output tail, so both clients read it without touching the state directory
-(which the backend removes). The clock stops when
+the wrapper's exit record because it is the earliest point of the end (before the process
+exit, the wrapper's reaping and its EXIT frame) and because it travels inside the terminal
+event's output tail, so both clients read it from what they receive. The clock stops when
 
   (a) the first terminal event arrives at an SSE client of ``/v1/evaluations/{id}/events``,
   (b) its message arrives at a redis-py subscriber of ``evaluation:completed``.

@@ -21,7 +21,7 @@ import time
 from types import TracebackType
 from typing import IO
 
-from dispatcher.backends import local_process
+from dispatcher.backends.local import process as local_process
 
 DEFAULT_DIRECTORY = pathlib.Path.home() / ".cache" / "crucible" / "redis"
 LOCK_FILE = "crucible-dispatcher.lock"

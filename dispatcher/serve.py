@@ -8,11 +8,12 @@ from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from dispatcher import ingest, publish
-from dispatcher.app import create_app
+from dispatcher.api import ingest
+from dispatcher.api.app import create_app
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
+from dispatcher.store import publish
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,10 @@ def make_backend(
 ) -> Backend:
     link = ingest.SidecarLink(url=settings.sidecar_url(), key=settings.ingest_key_bytes())
     if settings.backend == "local":
-        from dispatcher.backends.local import LocalBackend
+        from dispatcher.backends.local.backend import LocalBackend
 
         return LocalBackend(settings.local, redis_url=redis_url, publisher=publisher, link=link)
-    from dispatcher.kube.backend import KubernetesBackend
+    from dispatcher.backends.kube.backend import KubernetesBackend
 
     return KubernetesBackend(
         settings.kubernetes, redis_client=client, publisher=publisher, link=link

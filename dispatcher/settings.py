@@ -13,8 +13,8 @@ import pydantic
 import pydantic_settings
 
 from dispatcher import quantities
-from dispatcher.backends.local_config import LocalConfig
-from dispatcher.kube.config import KubernetesConfig
+from dispatcher.backends.kube.config import KubernetesConfig
+from dispatcher.backends.local.config import LocalConfig
 from wire import limits as wire_limits
 
 # One random key per process when none is configured: the backend that issues sidecar tokens

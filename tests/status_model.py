@@ -30,7 +30,7 @@ The rules:
 from collections.abc import Mapping
 from typing import Any
 
-from dispatcher.records import Status
+from dispatcher.store.records import Status
 from wire.events import Event, EventType
 
 PROGRESS_RANK = {

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Protocol
 
-from dispatcher import records
+from dispatcher.store import records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +28,8 @@ class Scheduled:
 
 class Backend(Protocol):
     """Backends publish their own events (``scheduled``, ``pending``, verdicts, ``cancelled``)
-    through ``dispatcher.publish.Publisher`` with ``source="dispatcher"``; the status store hears
-    of them through the global stream like of any other event."""
+    through ``dispatcher.store.publish.Publisher`` with ``source="dispatcher"``; the status
+    store hears of them through the global stream like of any other event."""
 
     name: str
 

@@ -11,8 +11,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from dispatcher import ingest
-from dispatcher.kube import instrument, names, templates
+from dispatcher.api import ingest
+from dispatcher.backends.kube import instrument, names, templates
 from dispatcher.settings import DispatcherSettings
 from tests.chart import render
 from wire import ingest as wire_ingest

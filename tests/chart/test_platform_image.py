@@ -5,7 +5,7 @@ context carries what the Dockerfile copies."""
 import re
 import tomllib
 
-from dispatcher.kube.config import KubernetesConfig
+from dispatcher.backends.kube.config import KubernetesConfig
 from tests.chart import render
 
 DOCKERFILE = (render.REPO / "Dockerfile").read_text()

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import publish
+from dispatcher.store import publish
 from tests.chart import acl_redis
 from wire import events, keys
 

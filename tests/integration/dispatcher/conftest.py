@@ -11,14 +11,15 @@ import redis.asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from dispatcher import errors, records
-from dispatcher.app import create_app
+from dispatcher import errors
+from dispatcher.api.app import create_app
+from dispatcher.api.ingest import SidecarLink
 from dispatcher.backends import base
-from dispatcher.backends.local import LocalBackend
-from dispatcher.backends.local_config import LocalConfig
-from dispatcher.ingest import SidecarLink
-from dispatcher.publish import Publisher
+from dispatcher.backends.local.backend import LocalBackend
+from dispatcher.backends.local.config import LocalConfig
 from dispatcher.settings import DispatcherSettings
+from dispatcher.store import records
+from dispatcher.store.publish import Publisher
 from tests import redisproc
 from wire import events
 

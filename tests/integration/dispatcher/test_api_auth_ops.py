@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.app import create_app
+from dispatcher.api.app import create_app
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, make_settings
 
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from dispatcher import store
+from dispatcher.store import store
 from tests.integration.dispatcher.conftest import record_with
 
 

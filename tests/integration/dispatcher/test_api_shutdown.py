@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from dispatcher.app import create_app
+from dispatcher.api.app import create_app
 from tests.integration.dispatcher.conftest import FakeBackend, make_settings
 
 

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher import errors, store
+from dispatcher import errors
+from dispatcher.store import store
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, queue_full
 from wire import keys
 

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from dispatcher import metrics, records, serve, store
-from dispatcher.app import create_app
+from dispatcher import metrics, serve
+from dispatcher.api.app import create_app
+from dispatcher.store import records, store
 from tests import redisproc
 from tests.integration.dispatcher.conftest import (
     AppClient,

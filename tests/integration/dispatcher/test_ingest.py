@@ -1,4 +1,4 @@
-"""The sidecars' way in (``dispatcher.ingest``) against a real Redis: a pod's credential is
+"""The sidecars' way in (``dispatcher.api.ingest``) against a real Redis: a pod's credential is
 good for its own evaluation alone, what it may say is forced, and what it may store is bounded."""
 
 import io

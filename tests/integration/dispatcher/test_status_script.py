@@ -11,7 +11,7 @@ import hypothesis
 import redis
 from hypothesis import strategies as st
 
-from dispatcher import records, store
+from dispatcher.store import records, store
 from tests import redisproc
 from tests import status_model as statuses
 from wire import events, scripts

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.backends.local_config import LocalConfig
+from dispatcher.backends.local.config import LocalConfig
 from tests.integration.pipeline.harness import Dispatcher, DispatcherFactory, LegacySubscriber
 
 

@@ -13,11 +13,12 @@ import redis
 import redis.asyncio
 from aiohttp import test_utils
 
-from dispatcher import publish, serve
-from dispatcher.app import create_app
+from dispatcher import serve
+from dispatcher.api.app import create_app
 from dispatcher.backends.base import Backend
-from dispatcher.backends.local_config import LocalConfig
+from dispatcher.backends.local.config import LocalConfig
 from dispatcher.settings import DispatcherSettings
+from dispatcher.store import publish
 from tests import redisproc
 from wire import events, keys
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.backends import local_verdict
+from dispatcher.backends.local import verdict as local_verdict
 from tests.integration.pipeline.harness import (
     TERMINAL,
     Dispatcher,

@@ -11,8 +11,10 @@ import time
 import pytest
 import redis.asyncio
 
-from dispatcher import publish
-from dispatcher.backends import local_capture, local_dirs, local_process
+from dispatcher.backends.local import capture as local_capture
+from dispatcher.backends.local import dirs as local_dirs
+from dispatcher.backends.local import process as local_process
+from dispatcher.store import publish
 from wire import channel, events
 
 pytestmark = pytest.mark.integration

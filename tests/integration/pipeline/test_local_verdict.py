@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.backends import local_verdict
+from dispatcher.backends.local import verdict as local_verdict
 from wire import events
 
 EventType = events.EventType

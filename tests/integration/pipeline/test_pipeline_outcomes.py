@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dispatcher.backends import local_verdict
+from dispatcher.backends.local import verdict as local_verdict
 from tests.integration.pipeline.harness import Dispatcher, DispatcherFactory
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 import redis.asyncio
 
-from dispatcher.records import Status
-from dispatcher.store import Store
+from dispatcher.store.records import Status
+from dispatcher.store.store import Store
 from tests import redisproc
 from tests.integration.pipeline.harness import (
     TERMINAL,

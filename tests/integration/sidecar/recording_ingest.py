@@ -3,7 +3,7 @@
 It speaks the ``wire.ingest`` contract (path, Bearer credential, ``Batch`` body, 200 results,
 401, 422, 503 + Retry-After) and records every request and every event it stores, with the
 dedup tokens honoured as the real publish script does. It is NOT the dispatcher: the real
-route (``dispatcher.ingest``) is covered by the pipeline tests.
+route (``dispatcher.api.ingest``) is covered by the pipeline tests.
 """
 
 import asyncio

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dispatcher import client, errors, metrics, output, store
+from dispatcher import client, errors, metrics
+from dispatcher.store import output, store
 from wire import scripts
 
 

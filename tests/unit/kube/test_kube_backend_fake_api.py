@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from dispatcher import errors, ingest, publish, records
+from dispatcher import errors
+from dispatcher.api import ingest
 from dispatcher.backends import base
-from dispatcher.kube import cancels, names, reconciler
-from dispatcher.kube import config as kube_config
-from dispatcher.kube.backend import KubernetesBackend
+from dispatcher.backends.kube import cancels, names, reconciler
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube.backend import KubernetesBackend
+from dispatcher.store import publish, records
 from tests.unit.kube import kube_samples
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
 from wire import events, keys
@@ -286,7 +288,7 @@ async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
 
 
 def kube_samples_manifest(eval_id: str) -> dict[str, Any]:
-    from dispatcher.kube import backend, templates
+    from dispatcher.backends.kube import backend, templates
 
     config = kube_config.KubernetesConfig(namespace="evals")
     template = templates.load(str(kube_samples.CHART_TEMPLATE))

@@ -4,7 +4,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from dispatcher import errors
-from dispatcher.kube import client
+from dispatcher.backends.kube import client
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> ApiException:

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher import errors, ingest
-from dispatcher.kube import config as kube_config
-from dispatcher.kube import instrument, names, templates
+from dispatcher import errors
+from dispatcher.api import ingest
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube import instrument, names, templates
 from tests.unit.kube import kube_samples
 from wire import channel
 from wire import ingest as wire_ingest

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher import errors
-from dispatcher.kube import templates
+from dispatcher.backends.kube import templates
 from tests.unit.kube import kube_samples
 
 FRAGMENTS = [

@@ -25,9 +25,10 @@ import pydantic
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import metrics, stream_reads
+from dispatcher import metrics
 from dispatcher.settings import ConsumerConfig
-from dispatcher.store import Store
+from dispatcher.store import stream_reads
+from dispatcher.store.store import Store
 from wire import events, keys
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from contextlib import suppress
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import errors, stream_reads
-from dispatcher.store import Store
+from dispatcher import errors
+from dispatcher.store import stream_reads
+from dispatcher.store.store import Store
 from wire import events, keys
 
 _ENTRY_ID = re.compile(r"^[0-9]+(-[0-9]+)?$")

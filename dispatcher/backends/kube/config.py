@@ -1,4 +1,4 @@
-"""Settings group of the Kubernetes backend (owner: dispatcher/kube/).
+"""Settings group of the Kubernetes backend (owner: dispatcher/backends/kube/).
 
 The dispatcher's settings class nests this as ``kubernetes``; with the dispatcher's prefix and
 ``__`` as nested delimiter an environment variable looks like

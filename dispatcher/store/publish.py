@@ -1,7 +1,7 @@
 """The one function that puts an event into Redis: ``wire/publish.lua``, run by the dispatcher.
 
-Sidecars hand their events to the dispatcher (``dispatcher.ingest``); the dispatcher's own events
-(accepted, scheduled, verdicts, cancels) come from the API, the backends and the reconciler.
+Sidecars hand their events to the dispatcher (``dispatcher.api.ingest``); the dispatcher's own
+events (accepted, scheduled, verdicts, cancels) come from the API, the backends and the reconciler.
 Either way the two XADDs, the legacy PUBLISH and the seq counter change together or not at all,
 and a producer that retries after a lost reply passes the same ``token`` and gets the first
 result back instead of a second copy.

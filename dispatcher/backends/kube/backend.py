@@ -19,10 +19,12 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import errors, ingest, publish, records
+from dispatcher import errors
+from dispatcher.api import ingest
 from dispatcher.backends import base
-from dispatcher.kube import cancels, client, instrument, names, reconciler, templates
-from dispatcher.kube import config as kube_config
+from dispatcher.backends.kube import cancels, client, instrument, names, reconciler, templates
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.store import publish, records
 from wire import events
 
 log = logging.getLogger(__name__)

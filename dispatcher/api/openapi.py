@@ -8,8 +8,9 @@ from typing import Any
 
 import pydantic
 
-from dispatcher import records, requests, responses
+from dispatcher.api import requests, responses
 from dispatcher.settings import DispatcherSettings
+from dispatcher.store import records
 from wire import ingest
 
 _REF = "#/components/schemas/{model}"

@@ -12,13 +12,15 @@ from contextlib import suppress
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import app_keys, handlers, ingest, metrics, middlewares, publish
+from dispatcher import metrics
+from dispatcher.api import app_keys, handlers, ingest, middlewares
+from dispatcher.api.sse import EventStream
+from dispatcher.api.submissions import Submitter
 from dispatcher.backends.base import Backend
-from dispatcher.consumer import Consumer
 from dispatcher.settings import DispatcherSettings
-from dispatcher.sse import EventStream
-from dispatcher.store import Store
-from dispatcher.submissions import Submitter
+from dispatcher.store import publish
+from dispatcher.store.consumer import Consumer
+from dispatcher.store.store import Store
 
 log = logging.getLogger(__name__)
 

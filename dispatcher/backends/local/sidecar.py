@@ -15,8 +15,9 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from dispatcher.backends import local_dirs, local_process
-from dispatcher.backends.local_config import LocalConfig
+from dispatcher.backends.local import dirs as local_dirs
+from dispatcher.backends.local import process as local_process
+from dispatcher.backends.local.config import LocalConfig
 
 log = logging.getLogger(__name__)
 

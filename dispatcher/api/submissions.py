@@ -15,11 +15,12 @@ import logging
 import time
 import uuid
 
-from dispatcher import errors, metrics, publish
+from dispatcher import errors, metrics
+from dispatcher.api.requests import Spec
 from dispatcher.backends.base import Backend, Submission
-from dispatcher.records import Record, Status
-from dispatcher.requests import Spec
-from dispatcher.store import Store
+from dispatcher.store import publish
+from dispatcher.store.records import Record, Status
+from dispatcher.store.store import Store
 from wire import events
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Settings group of the local backend (owner: dispatcher/backends/local.py)."""
+"""Settings group of the local backend (owner: dispatcher/backends/local/backend.py)."""
 
 import pydantic
 

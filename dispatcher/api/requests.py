@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import pydantic
 from pydantic_core import PydanticCustomError
 
-from dispatcher import errors, quantities, records
+from dispatcher import errors, quantities
 from dispatcher.settings import DispatcherSettings
+from dispatcher.store import records
 
 EVAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -6,11 +6,11 @@ import redis.asyncio
 from aiohttp import web
 
 from dispatcher import metrics
+from dispatcher.api.sse import EventStream
+from dispatcher.api.submissions import Submitter
 from dispatcher.backends.base import Backend
 from dispatcher.settings import DispatcherSettings
-from dispatcher.sse import EventStream
-from dispatcher.store import Store
-from dispatcher.submissions import Submitter
+from dispatcher.store.store import Store
 
 SETTINGS = web.AppKey("settings", DispatcherSettings)
 REDIS: web.AppKey[redis.asyncio.Redis] = web.AppKey("redis")

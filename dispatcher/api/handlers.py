@@ -8,10 +8,12 @@ from typing import Any
 import redis.exceptions
 from aiohttp import web
 
-from dispatcher import app_keys, errors, metrics, openapi, output, requests
-from dispatcher.records import Status
-from dispatcher.responses import EvaluationList, ExecuteResponse
-from dispatcher.submissions import Outcome
+from dispatcher import errors, metrics
+from dispatcher.api import app_keys, openapi, requests
+from dispatcher.api.responses import EvaluationList, ExecuteResponse
+from dispatcher.api.submissions import Outcome
+from dispatcher.store import output
+from dispatcher.store.records import Status
 
 log = logging.getLogger(__name__)
 

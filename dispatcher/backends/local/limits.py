@@ -20,7 +20,7 @@ import resource
 import signal
 from collections.abc import Callable
 
-from dispatcher.backends import local_process
+from dispatcher.backends.local import process as local_process
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pydantic
 import redis.asyncio
 
 from dispatcher import errors
-from dispatcher.records import Record, Status
+from dispatcher.store.records import Record, Status
 from wire import events, keys, scripts
 
 INDEX = keys.INDEX

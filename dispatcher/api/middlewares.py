@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-# Paths that check a credential of their own (sidecars' per-evaluation tokens: dispatcher.ingest).
+# Paths that check a credential of their own (the sidecars' per-evaluation tokens: api.ingest).
 OWN_AUTH_PREFIXES = ("/ingest/",)
 
 

@@ -29,7 +29,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from dispatcher import errors
-from dispatcher.kube import config as kube_config
+from dispatcher.backends.kube import config as kube_config
 
 log = logging.getLogger(__name__)
 

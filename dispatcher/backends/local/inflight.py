@@ -20,7 +20,7 @@ import socket
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import publish
+from dispatcher.store import publish
 from wire import events, keys
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import pydantic
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher.backends import local_verdict
+from dispatcher.backends.local import verdict as local_verdict
 from wire import channel, events, keys
 
 log = logging.getLogger(__name__)

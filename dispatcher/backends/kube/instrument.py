@@ -9,7 +9,7 @@ Pure functions on dicts. Added or forced, whatever the template says:
 - the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``,
   a startup probe passing once its socket exists, so user code starts only once it listens), or
   in ``plain`` mode an ordinary container that exits after the terminal event. It holds one
-  credential: its evaluation's ingest token (``dispatcher.ingest``), in its own environment;
+  credential: its evaluation's ingest token (``dispatcher.api.ingest``), in its own environment;
 - the main container's command becomes ``python /crucible/bin/crucible-wrapper --timeout T
   --grace G --channel /crucible/run/channel.sock -- <command> <args>``;
 - labels and annotations, no service-account token, Pod Security "restricted" on every
@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from dispatcher import errors
-from dispatcher.kube import config as kube_config
-from dispatcher.kube import names, templates
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube import names, templates
 from wire import channel
 
 BIN_VOLUME = "crucible-bin"

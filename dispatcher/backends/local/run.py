@@ -22,17 +22,17 @@ import time
 
 import redis.asyncio
 
-from dispatcher import ingest, publish, quantities
-from dispatcher.backends import (
-    base,
-    local_capture,
-    local_dirs,
-    local_limits,
-    local_process,
-    local_sidecar,
-    local_verdict,
-)
-from dispatcher.backends.local_config import LocalConfig
+from dispatcher import quantities
+from dispatcher.api import ingest
+from dispatcher.backends import base
+from dispatcher.backends.local import capture as local_capture
+from dispatcher.backends.local import dirs as local_dirs
+from dispatcher.backends.local import limits as local_limits
+from dispatcher.backends.local import process as local_process
+from dispatcher.backends.local import sidecar as local_sidecar
+from dispatcher.backends.local import verdict as local_verdict
+from dispatcher.backends.local.config import LocalConfig
+from dispatcher.store import publish
 from wire import events
 
 # Environment a local evaluation starts from, before the submission's own.

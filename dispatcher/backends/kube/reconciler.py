@@ -30,9 +30,10 @@ import redis.exceptions
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from dispatcher import errors, publish
-from dispatcher.kube import cancels, client, names, verdicts
-from dispatcher.kube import config as kube_config
+from dispatcher import errors
+from dispatcher.backends.kube import cancels, client, names, verdicts
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.store import publish
 from wire import events, keys
 
 log = logging.getLogger(__name__)

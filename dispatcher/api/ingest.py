@@ -13,7 +13,8 @@ from collections.abc import Mapping
 import pydantic
 from aiohttp import web
 
-from dispatcher import errors, publish
+from dispatcher import errors
+from dispatcher.store import publish
 from wire import events, ingest, limits
 
 routes = web.RouteTableDef()

@@ -24,9 +24,14 @@ import tempfile
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher import errors, ingest, publish
-from dispatcher.backends import base, local_dirs, local_inflight, local_run
-from dispatcher.backends.local_config import LocalConfig
+from dispatcher import errors
+from dispatcher.api import ingest
+from dispatcher.backends import base
+from dispatcher.backends.local import dirs as local_dirs
+from dispatcher.backends.local import inflight as local_inflight
+from dispatcher.backends.local import run as local_run
+from dispatcher.backends.local.config import LocalConfig
+from dispatcher.store import publish
 from wire import events
 from wrapper import pack
 

@@ -14,8 +14,8 @@ import datetime
 import math
 from typing import Any
 
-from dispatcher.kube import config as kube_config
-from dispatcher.kube import instrument, names
+from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube import instrument, names
 from wire import events
 
 EventType = events.EventType

@@ -1,0 +1,1 @@
+"""The HTTP API: the aiohttp application, its handlers, validation, SSE and the sidecars' ingest."""
