@@ -35,8 +35,12 @@ T = TypeVar("T")
 REDIS_RETRY_SECONDS = 60.0
 # The sidecar's terminal event is its last; only the dispatcher's own (a cancel) may follow.
 _REPORT_SEARCH_DEPTH = 16
-# UTF-8 needs at most 4 bytes per character: this many bytes always hold a tail's characters,
-# so a character cut at the start of the read decodes into marks that the tail drops.
+_RETRIED = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+)
+# A spool file is the sidecar's; a link or anything but a regular file there is not read.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -87,13 +91,14 @@ def read_tail(path: pathlib.Path) -> tuple[str, bool]:
 
 
 async def redis_retrying(call: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run ``call``, retrying while Redis is unreachable (it may be restarting)."""
+    """Run ``call``, retrying while Redis is unreachable (it may be restarting) or full (it
+    refuses writes at maxmemory until something expires): a verdict must not be lost."""
     deadline = time.monotonic() + REDIS_RETRY_SECONDS
     delay = 0.05
     while True:
         try:
             return await call()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        except _RETRIED as e:
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("%s failed, retrying: %s", what, e)
