@@ -171,7 +171,12 @@ def test_the_command_starts_with_no_blocked_or_ignored_signals(run_wrapper: Any)
     run = run_wrapper(["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"])
 
     assert run.returncode == 0, run.stderr
-    assert run.stdout == b"SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    masks = dict(line.split(b":\t") for line in run.stdout.splitlines())
+    # Signals 32 and 33 are glibc's own (no program can catch or reset them through libc); a
+    # parent may leave them ignored, and the wrapper cannot change that, nor need it.
+    glibc_internal = (1 << 31) | (1 << 32)
+    assert int(masks[b"SigBlk"], 16) == 0
+    assert int(masks[b"SigIgn"], 16) & ~glibc_internal == 0
 
 
 # The command starts a grandchild that inherits stdout/stderr, writes its pid, and exits.
