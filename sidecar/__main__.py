@@ -1,43 +1,25 @@
-"""``python -m sidecar``: build the settings from the environment and run the service."""
+"""``python -m sidecar``: build the settings from the environment and run the service.
 
-import asyncio
-import contextlib
+Imports are kept to what the sidecar uses, since its memory is paid per pod: the settings are
+read before asyncio is imported, so that ``ssl`` (about 5 MB of RSS: libssl and libcrypto) is
+loaded only for an https ingest URL (``keep_ssl_out``).
+"""
+
 import logging
-import os
-import signal
 import sys
+import urllib.parse
 
-from sidecar import publisher, service, settings, transport
+from sidecar import settings
 from wire import hardening
 
-# Niceness added once the service is done and only the process exit is left.
-EXIT_NICENESS = 10
 
-
-async def serve(config: settings.SidecarSettings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # The handler only flags; the service decides how to drain.
-        loop.add_signal_handler(signum, stop.set)
-    client = transport.HttpClient(str(config.ingest_url), timeout=config.ingest_timeout_seconds)
-    try:
-        sink = publisher.IngestPublisher(
-            client, eval_id=config.eval_id, token=config.ingest_token.get_secret_value()
-        )
-        code = await service.Service(config, sink).run(stop)
-    finally:
-        await client.aclose()
-    yield_cpu()
-    return code
-
-
-def yield_cpu() -> None:
-    """Lower this process's priority: the events are out and only the exit is left, which
-    nobody waits for, while the dispatcher is delivering the terminal event to clients on the
-    same CPUs at that very moment."""
-    with contextlib.suppress(OSError):
-        os.nice(EXIT_NICENESS)
+def keep_ssl_out(ingest_url: str) -> None:
+    """For a plain http ingest URL, keep ``ssl`` from ever loading. asyncio imports it whenever
+    it can, though only TLS connections use it; a None in ``sys.modules`` is how the import
+    system blocks a module, and asyncio then runs as on a Python built without ssl. Must be
+    called before asyncio is imported (else it does nothing)."""
+    if urllib.parse.urlsplit(ingest_url).scheme == "http" and "asyncio" not in sys.modules:
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -47,13 +29,22 @@ def main() -> None:
         hardening.make_undumpable()
     except hardening.HardeningError as e:
         print(f"sidecar: {e}; continuing", file=sys.stderr)
-    config = settings.SidecarSettings()  # eval_id and the rest come from the environment
+    try:
+        config = settings.SidecarSettings()  # eval_id and the rest come from the environment
+    except settings.SettingsError as e:
+        sys.exit(f"sidecar: {e}")
     logging.basicConfig(
         level=config.log_level,
         stream=sys.stderr,
         format="%(asctime)s sidecar %(levelname)s %(name)s: %(message)s",
     )
-    sys.exit(asyncio.run(serve(config)))
+    keep_ssl_out(config.ingest_url)
+    # Here, not at the top: only after keep_ssl_out.
+    import asyncio
+
+    from sidecar import service
+
+    sys.exit(asyncio.run(service.serve(config)))
 
 
 if __name__ == "__main__":

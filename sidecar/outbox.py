@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 
 from sidecar import builders
-from wire import events
+from wire import event_dicts
 
 
 @dataclasses.dataclass(frozen=True)
 class EventItem:
-    event: events.Event
+    event: event_dicts.EventDict
     token: str
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from sidecar import errors, transport
-from wire import events, ingest
+from wire import event_dicts, ingest_route
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,12 @@ class Encoded:
     output_bytes: int = 0
 
 
-def encode(event: events.Event, token: str, output_bytes: int = 0) -> Encoded:
-    body = b'{"token":%s,"event":%s}' % (json.dumps(token).encode(), event.body_json().encode())
-    return Encoded(token, body, event.terminal, output_bytes)
+def encode(event: event_dicts.EventDict, token: str, output_bytes: int = 0) -> Encoded:
+    body = b'{"token":%s,"event":%s}' % (
+        json.dumps(token).encode(),
+        event_dicts.body_json(event).encode(),
+    )
+    return Encoded(token, body, event_dicts.is_terminal(event), output_bytes)
 
 
 def batch_body(items: Sequence[Encoded]) -> bytes:
@@ -81,7 +84,7 @@ class IngestPublisher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
-        self._path = ingest.path(eval_id)
+        self._path = ingest_route.path(eval_id)
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",

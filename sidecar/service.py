@@ -15,11 +15,13 @@
 """
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 
-from sidecar import channel, drain, errors, outbox, publisher, session, settings, spool
+from sidecar import channel, drain, errors, outbox, publisher, session, settings, spool, transport
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,37 @@ EXIT_DRAIN_INCOMPLETE = 1
 EXIT_REJECTED = 2
 # The channel could not be held safely (no valid HELLO, an unsafe spool): nothing was published.
 EXIT_REFUSED = 3
+
+# Niceness added once the service is done and only the process exit is left.
+EXIT_NICENESS = 10
+
+
+async def serve(config: settings.SidecarSettings) -> int:
+    """The process (``python -m sidecar``): signals, the ingest client, the service; the exit
+    code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # The handler only flags; the service decides how to drain.
+        loop.add_signal_handler(signum, stop.set)
+    client = transport.HttpClient(config.ingest_url, timeout=config.ingest_timeout_seconds)
+    try:
+        sink = publisher.IngestPublisher(
+            client, eval_id=config.eval_id, token=config.ingest_token.get_secret_value()
+        )
+        code = await Service(config, sink).run(stop)
+    finally:
+        await client.aclose()
+    yield_cpu()
+    return code
+
+
+def yield_cpu() -> None:
+    """Lower this process's priority: the events are out and only the exit is left, which
+    nobody waits for, while the dispatcher is delivering the terminal event to clients on the
+    same CPUs at that very moment."""
+    with contextlib.suppress(OSError):
+        os.nice(EXIT_NICENESS)
 
 
 class Service:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sidecar import builders, channel, errors, outbox, spool
 from wire import channel as wire
+from wire import event_dicts
 
 log = logging.getLogger(__name__)
 
@@ -97,4 +98,4 @@ class Session:
             truncated=self._spool.truncated,
         )
         self._box.add_terminal(outbox.EventItem(event, builders.TERMINAL_TOKEN))
-        log.info("exit received: %s", event.verdict())
+        log.info("exit received: %s", event_dicts.verdict(event))

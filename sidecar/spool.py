@@ -15,7 +15,7 @@ import os
 import stat
 
 from sidecar import builders, errors
-from wire import channel, events
+from wire import channel, event_dicts
 
 # Exists once this sidecar (or an earlier run of it in the same pod) accepted the channel.
 MARKER_NAME = channel.ACCEPTED_MARKER
@@ -79,8 +79,8 @@ class StreamSpool:
 
     def tail(self) -> str:
         """The last characters of the stream, for a terminal event."""
-        start = max(0, self.size - events.TAIL_READ_BYTES)
-        return events.tail_of_bytes(self.read(start, self.size - start))
+        start = max(0, self.size - event_dicts.TAIL_READ_BYTES)
+        return event_dicts.tail_of_bytes(self.read(start, self.size - start))
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -18,13 +18,13 @@ one pod holds is good for its own evaluation alone; the dispatcher forces ``eval
 
 import hashlib
 import hmac
-import urllib.parse
 
 import pydantic
 
-from wire import events, limits
+from wire import events, ingest_route, limits
 
-ROUTE = "/ingest/v1/evaluations/{eval_id}/events"
+ROUTE = ingest_route.ROUTE
+path = ingest_route.path
 _CONTEXT = b"crucible-ingest-v1\x00"
 # Event types a sidecar may publish: never accepted/scheduled/pending/cancelled (the
 # dispatcher's), and never a verified verdict.
@@ -40,10 +40,6 @@ SIDECAR_TYPES = frozenset(
 )
 # Dedup tokens of sidecar events live in their own namespace, apart from the dispatcher's.
 TOKEN_PREFIX = "sidecar:"
-
-
-def path(eval_id: str) -> str:
-    return ROUTE.format(eval_id=urllib.parse.quote(eval_id, safe=""))
 
 
 def eval_token(key: bytes, eval_id: str) -> str:

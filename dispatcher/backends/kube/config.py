@@ -77,9 +77,10 @@ class KubernetesConfig(pydantic.BaseModel):
     """Name of the container that runs the user's command; unset means the template's first."""
 
     sidecar_mode: Literal["native", "plain"] = "native"
-    """``native``: the sidecar is an init container with ``restartPolicy: Always`` and a startup
-    probe, so user code starts only once it watches (Kubernetes >= 1.29). ``plain``: an ordinary
-    container that exits after the terminal event, for older clusters."""
+    """``native``: the sidecar is an init container with ``restartPolicy: Always``, started
+    before the main container (Kubernetes >= 1.29). ``plain``: an ordinary container that exits
+    after the terminal event, for older clusters. Either way the wrapper starts user code only
+    once the sidecar holds the channel."""
 
     sidecar_ingest_url: str = "http://crucible:8080"
     """The dispatcher's URL as evaluation pods reach it (the chart sets its Service's name).
@@ -126,11 +127,9 @@ class KubernetesConfig(pydantic.BaseModel):
     """``plain`` mode: how long the sidecar may outlive the main container (it normally exits
     after publishing the end) before the reconciler deletes the Job to end the pod."""
 
-    sidecar_probe_period_seconds: int = pydantic.Field(default=1, ge=1, le=10)
-    """Period of the sidecar's startup probe: the most it can delay the start of user code."""
-
     sidecar_startup_timeout_seconds: int = pydantic.Field(default=120, ge=5)
-    """The pod fails if the sidecar does not watch the state directory within this."""
+    """How long the wrapper waits for the sidecar's socket and ACK; past it, it exits 125 and
+    runs nothing (the evaluation fails with the reason)."""
 
     user_labels_as: Literal["labels", "annotations"] = "labels"
     """Where a submission's labels go, under the ``user.crucible.dev/`` prefix: as labels

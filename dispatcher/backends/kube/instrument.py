@@ -6,9 +6,10 @@ Pure functions on dicts. Added or forced, whatever the template says:
   which can connect to the socket but not replace it) and ``crucible-spool`` (the sidecar's
   private copy of the output; mounted in the sidecar alone);
 - init container ``crucible-wrapper-copy`` copying the wrapper from the platform image;
-- the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``,
-  a startup probe passing once its socket exists, so user code starts only once it listens), or
-  in ``plain`` mode an ordinary container that exits after the terminal event. It holds one
+- the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``;
+  no startup probe: the wrapper waits for its socket and starts user code only once the sidecar
+  holds the channel), or in ``plain`` mode an ordinary container that exits after the terminal
+  event. It holds one
   credential: its evaluation's ingest token (``dispatcher.api.ingest``), in its own environment;
 - the main container's command becomes ``python /crucible/bin/crucible-wrapper --timeout T
   --grace G --channel /crucible/run/channel.sock -- <command> <args>``;
@@ -39,7 +40,6 @@ RUN_DIR = channel.DEFAULT_RUN_DIR
 SPOOL_DIR = "/crucible/spool"
 WRAPPER_PATH = BIN_DIR + "/crucible-wrapper"
 SOCKET_PATH = channel.DEFAULT_SOCKET
-ACCEPTED = SPOOL_DIR + "/" + channel.ACCEPTED_MARKER
 RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
@@ -47,8 +47,6 @@ SIDECAR_ENV = "CRUCIBLE_SIDECAR_"
 ANNOTATION_VALUE_MAX = 4096
 
 _COPY_WRAPPER = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
-# Ready: listening (the socket exists) or, for a restarted sidecar, done with the channel.
-_READY_CHECK = "import os, sys; sys.exit(not any(os.path.exists(p) for p in sys.argv[1:]))"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +248,7 @@ def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.Kuberne
         "--timeout", _seconds_arg(target.timeout_seconds),
         "--grace", _seconds_arg(config.grace_seconds),
         "--channel", SOCKET_PATH,
+        "--connect-timeout", str(config.sidecar_startup_timeout_seconds),
         "--",
         *original,
     ]  # fmt: skip
@@ -313,16 +312,9 @@ def _sidecar(
         "resources": config.sidecar_resources.as_dict(),
     }
     if native:
-        period = config.sidecar_probe_period_seconds
+        # No startup probe: the wrapper itself waits for the socket (and holds user code until
+        # the ACK), which is sooner than any probe period and costs no exec in the sidecar.
         container["restartPolicy"] = "Always"
-        container["startupProbe"] = {
-            "exec": {
-                "command": ["python", "-I", "-S", "-c", _READY_CHECK, SOCKET_PATH, ACCEPTED],
-            },
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-            "failureThreshold": math.ceil(config.sidecar_startup_timeout_seconds / period),
-        }
     return container
 
 

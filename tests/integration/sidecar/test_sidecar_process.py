@@ -1,5 +1,6 @@
 """``python -m sidecar`` as a real process: exit codes, SIGTERM, and no secret in its log."""
 
+import pathlib
 import signal
 
 from sidecar import service, spool
@@ -57,6 +58,28 @@ async def test_sigterm_before_the_wrapper_connects_exits_0(
     code, log = await finished(proc)
     assert code == service.EXIT_OK, log
     assert not paths.socket.exists()
+
+
+def mapped_files(pid: int) -> str:
+    """The process's memory map (procfs: answered at once)."""
+    return pathlib.Path(f"/proc/{pid}/maps").read_text()
+
+
+async def test_the_process_maps_neither_ssl_nor_pydantic_for_an_http_ingest_url(
+    ingest: RecordingIngest, paths: Paths, sidecar_process: Spawn
+) -> None:
+    """Its memory is paid per pod: what ``__main__`` keeps out stays out of the real process."""
+    assert ingest.url.startswith("http://")
+    proc = await sidecar_process(process_env(ingest, paths))
+    await eventually(lambda: paths.socket.exists() or proc.returncode is not None)
+    mapped = mapped_files(proc.pid)
+    assert "libssl" not in mapped
+    assert "_ssl." not in mapped
+    assert "pydantic" not in mapped
+    assert "_asyncio." in mapped  # the check sees extension modules at all
+    proc.send_signal(signal.SIGTERM)
+    code, log = await finished(proc)
+    assert code == service.EXIT_OK, log
 
 
 async def test_a_restarted_process_waits_for_sigterm_and_serves_nothing(

@@ -124,7 +124,8 @@ def test_main_command_runs_through_the_wrapper() -> None:
     main = by_name(job(timeout_seconds=12.5), "evaluation")
     assert main["command"] == [
         "python", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
-        "--channel", "/crucible/run/channel.sock", "--", "python", "-c", "print(1)",
+        "--channel", "/crucible/run/channel.sock", "--connect-timeout", "120",
+        "--", "python", "-c", "print(1)",
     ]  # fmt: skip
     assert "args" not in main
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
@@ -153,7 +154,7 @@ def test_active_deadline_is_timeout_plus_grace_plus_margin(
     assert spec["ttlSecondsAfterFinished"] == CONFIG.ttl_seconds_after_finished
 
 
-def test_native_sidecar_gates_user_code_on_its_socket() -> None:
+def test_native_sidecar_starts_first_and_the_wrapper_waits_for_its_socket() -> None:
     manifest = job()
     pod = pod_of(manifest)
     assert [c["name"] for c in pod["initContainers"]] == [
@@ -163,10 +164,10 @@ def test_native_sidecar_gates_user_code_on_its_socket() -> None:
     assert [c["name"] for c in pod["containers"]] == ["evaluation"]
     sidecar = pod["initContainers"][1]
     assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["startupProbe"]["exec"]["command"][-2:] == [
-        channel.DEFAULT_SOCKET,
-        f"{instrument.SPOOL_DIR}/{channel.ACCEPTED_MARKER}",
-    ]
+    # No probe: its period would be a floor on start-up; the wrapper waits for the socket.
+    assert "startupProbe" not in sidecar
+    main = pod["containers"][0]["command"]
+    assert main[main.index("--connect-timeout") + 1] == str(CONFIG.sidecar_startup_timeout_seconds)
     env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL"] == "false"
     assert env["CRUCIBLE_SIDECAR_SOCKET_PATH"] == channel.DEFAULT_SOCKET

@@ -1,13 +1,22 @@
-"""The pure event builders: records and bytes in, events and tokens out."""
+"""The pure event builders: records and bytes in, events (plain dicts) and tokens out.
+
+Each event is read back through the contract's own model (``events.Event``), which checks it.
+"""
+
+from typing import Any
 
 import pytest
 
 from sidecar import builders
-from wire import channel, events
+from wire import channel, event_dicts, events
 
 
-def terminal(record: dict[str, object], output: str = "out", error: str = "err") -> events.Event:
-    return builders.terminal_event("ev", record, output=output, error=error)
+def read(event: dict[str, Any]) -> events.Event:
+    return events.Event.model_validate(event)
+
+
+def terminal(record: dict[str, Any], output: str = "out", error: str = "err") -> events.Event:
+    return read(builders.terminal_event("ev", record, output=output, error=error))
 
 
 def test_exit_0_is_completed_with_every_field() -> None:
@@ -68,14 +77,54 @@ def test_the_verdict_follows_the_exit_record(
 
 @pytest.mark.parametrize(
     "record",
-    [{}, {"exit_code": "x"}, {"exit_code": 0, "duration_seconds": -1}, {"exit_code": None}],
+    [
+        {},
+        {"exit_code": "x"},
+        {"exit_code": 0, "duration_seconds": -1},
+        {"exit_code": None},
+        # JSON types as they are, no coercion: the wrapper sends exactly these.
+        {"exit_code": "0"},
+        {"exit_code": True},
+        {"exit_code": 0.0},
+        {"exit_code": 0, "signal": "9"},
+        {"exit_code": 0, "timed_out": 1},
+        {"exit_code": 0, "timed_out": None},
+        {"exit_code": 0, "duration_seconds": "1.5"},
+        {"exit_code": 0, "duration_seconds": float("inf")},
+        {"exit_code": 0, "duration_seconds": None},
+        {"exit_code": 0, "timeout_seconds": float("nan")},
+        {"exit_code": 0, "timeout_seconds": 10**400},
+        {"exit_code": 0, "wrapper_error": 5},
+        {"exit_code": 0, "stdout_truncated": "no"},
+    ],
 )
-def test_a_malformed_exit_record_is_an_error_not_a_crash(record: dict[str, object]) -> None:
+def test_a_malformed_exit_record_is_an_error_not_a_crash(record: dict[str, Any]) -> None:
     event = terminal(record)
     assert event.type == events.EventType.ERROR
-    assert event.reason is not None
-    assert event.reason.startswith("unreadable exit record")
+    assert event.reason == "unreadable exit record: 1 invalid field(s)"
     assert event.verified is False
+    assert (event.output, event.error) == ("out", "err")
+
+
+def test_every_invalid_field_of_an_exit_record_is_counted() -> None:
+    record = {"exit_code": None, "signal": 1.5, "timed_out": "yes", "duration_seconds": -1}
+    with pytest.raises(builders.InvalidExitRecordError) as caught:
+        builders.parse_exit_record(record)
+    assert caught.value.fields == ["exit_code", "signal", "timed_out", "duration_seconds"]
+    assert terminal(record).reason == "unreadable exit record: 4 invalid field(s)"
+
+
+def test_an_exit_record_s_nulls_defaults_and_unknown_keys() -> None:
+    record = builders.parse_exit_record(
+        {"exit_code": 3, "signal": None, "wrapper_error": None, "finished_at": 1.0, "x": []}
+    )
+    assert record == builders.ExitRecord(exit_code=3)
+    assert builders.parse_exit_record(channel.exit_record(0, duration_seconds=2)) == (
+        builders.ExitRecord(exit_code=0, duration_seconds=2.0)
+    )
+    assert isinstance(
+        builders.parse_exit_record({"exit_code": 0, "timeout_seconds": 5}).timeout_seconds, float
+    )
 
 
 def test_the_sidecar_s_own_truncation_counts_whatever_the_record_says() -> None:
@@ -83,7 +132,7 @@ def test_the_sidecar_s_own_truncation_counts_whatever_the_record_says() -> None:
     event = builders.terminal_event(
         "ev", channel.exit_record(0), output="", error="", truncated=True
     )
-    assert event.truncated is True
+    assert event["truncated"] is True
 
 
 def test_tails_are_capped() -> None:
@@ -96,15 +145,26 @@ def test_tails_are_capped() -> None:
 
 def test_running_carries_started_at_and_drops_a_bad_one() -> None:
     good = builders.running_event("ev", channel.started_record(1, ["x"], 1700000000.25))
-    assert (good.type, good.started_at) == (events.EventType.RUNNING, 1700000000.25)
-    assert builders.running_event("ev", {"started_at": "yesterday"}).started_at is None
-    assert builders.running_event("ev", {"started_at": float("nan")}).started_at is None
-    assert builders.running_event("ev", {"started_at": True}).started_at is None
+    assert (good["type"], good["started_at"]) == ("running", 1700000000.25)
+    assert read(good).started_at == 1700000000.25
+    for bad in ("yesterday", float("nan"), True, 10**400, None):
+        event = builders.running_event("ev", {"started_at": bad})
+        assert "started_at" not in event
+        assert read(event).type == events.EventType.RUNNING
 
 
 def test_output_event_fields() -> None:
     event = builders.output_event("ev", "stderr", 42, "data")
-    assert (event.type, event.stream, event.offset, event.data) == ("output", "stderr", 42, "data")
+    assert event == {
+        "eval_id": "ev",
+        "type": "output",
+        "ts": event["ts"],
+        "source": "sidecar",
+        "stream": "stderr",
+        "offset": 42,
+        "data": "data",
+    }
+    assert read(event).data == "data"
 
 
 def test_output_tokens_name_stream_offset_and_length() -> None:
@@ -146,6 +206,6 @@ def test_chunks_cut_anywhere_reassemble_to_the_original_text() -> None:
 
 def test_a_tail_skips_a_character_cut_at_the_start() -> None:
     raw = "€uro".encode()
-    assert events.tail_of_bytes(raw[1:]) == "uro"
-    assert events.tail_of_bytes(b"") == ""
-    assert events.tail_of_bytes(b"\xffabc") == "\ufffdabc"  # not a continuation byte: kept
+    assert event_dicts.tail_of_bytes(raw[1:]) == "uro"
+    assert event_dicts.tail_of_bytes(b"") == ""
+    assert event_dicts.tail_of_bytes(b"\xffabc") == "\ufffdabc"  # not a continuation byte: kept

@@ -3,7 +3,7 @@
 import asyncio
 
 from sidecar import builders, outbox
-from wire import events
+from wire import event_dicts, events
 
 
 class Clock:
@@ -60,7 +60,7 @@ async def test_output_waits_for_running_and_the_end_comes_last() -> None:
     box.add_terminal(completed())
     first = await take(box)
     assert isinstance(first, outbox.EventItem)
-    assert first.event.type == events.EventType.RUNNING
+    assert first.event["type"] == events.EventType.RUNNING
     box.done_event(first)
     published = 0
     while isinstance(item := await take(box), outbox.OutputItem):
@@ -69,7 +69,7 @@ async def test_output_waits_for_running_and_the_end_comes_last() -> None:
         published += item.limit
     assert published == 500
     assert isinstance(item, outbox.EventItem)
-    assert item.event.terminal
+    assert event_dicts.is_terminal(item.event)
     box.done_event(item)
     assert not box.holds_events()
 
@@ -175,7 +175,7 @@ async def test_running_and_the_end_are_queued_once() -> None:
     seen = []
     while (item := await take(box)) is not None:
         assert isinstance(item, outbox.EventItem)
-        seen.append(item.event.type)
+        seen.append(item.event["type"])
         box.done_event(item)
     assert seen == [events.EventType.RUNNING, events.EventType.COMPLETED]
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sidecar import outbox, session, spool
-from wire import channel
+from wire import channel, event_dicts
 
 HELLO = channel.json_frame(channel.HELLO, channel.hello_record(7))
 STARTED = channel.json_frame(channel.STARTED, channel.started_record(7, ["x"], 1.5))
@@ -67,14 +67,14 @@ async def test_a_whole_session_feeds_running_output_and_the_end(harness: Harness
     assert await harness.replies() == channel.json_frame(channel.ACK, {"v": 1})
     items = await harness.items()
     assert isinstance(items[0], outbox.EventItem)
-    assert items[0].event.type == "running"
+    assert items[0].event["type"] == "running"
     assert {(i.stream, i.limit) for i in items[1:-1] if isinstance(i, outbox.OutputItem)} == {
         ("stdout", 3),
         ("stderr", 3),
     }
     end = items[-1]
     assert isinstance(end, outbox.EventItem)
-    assert (end.event.type, end.event.output, end.event.error) == ("failed", "out", "err")
+    assert (end.event["type"], end.event["output"], end.event["error"]) == ("failed", "out", "err")
     assert end.token == "terminal"
 
 
@@ -102,7 +102,9 @@ async def test_anything_but_a_clean_exit_is_a_lost_channel_without_a_verdict(
     outcome = await harness.run(HELLO, *after_hello)
     assert outcome is session.Outcome.LOST
     items = await harness.items()  # the outbox is closed: output is flushed, no end made up
-    assert not any(isinstance(i, outbox.EventItem) and i.event.terminal for i in items)
+    assert not any(
+        isinstance(i, outbox.EventItem) and event_dicts.is_terminal(i.event) for i in items
+    )
 
 
 async def test_no_hello_no_ack(harness: Harness) -> None:
