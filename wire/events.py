@@ -13,22 +13,23 @@ from typing import Any, Literal
 
 import pydantic
 
-from wire import keys, limits
+from wire import event_dicts, keys, limits
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = event_dicts.SCHEMA_VERSION
 
 
 class EventType(enum.StrEnum):
-    ACCEPTED = "accepted"
-    SCHEDULED = "scheduled"
-    PENDING = "pending"
-    RUNNING = "running"
-    OUTPUT = "output"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    ERROR = "error"
+    # The values are spelled once, in ``event_dicts`` (the sidecar's standard-library side).
+    ACCEPTED = event_dicts.ACCEPTED
+    SCHEDULED = event_dicts.SCHEDULED
+    PENDING = event_dicts.PENDING
+    RUNNING = event_dicts.RUNNING
+    OUTPUT = event_dicts.OUTPUT
+    COMPLETED = event_dicts.COMPLETED
+    FAILED = event_dicts.FAILED
+    TIMEOUT = event_dicts.TIMEOUT
+    CANCELLED = event_dicts.CANCELLED
+    ERROR = event_dicts.ERROR
 
 
 TERMINAL_TYPES = frozenset(
