@@ -9,11 +9,12 @@ Cancel: publish ``cancelled`` first, then stop the evaluation, so the exit-by-si
 sidecar reports afterwards can never be the first terminal event.
 """
 
-import contextlib
 import dataclasses
 import logging
 import time
 import uuid
+
+from redis.asyncio.client import Pipeline
 
 from dispatcher import errors, metrics
 from dispatcher.api.requests import Spec
@@ -66,21 +67,20 @@ class Submitter:
             created_at=time.time(),
             request_digest=spec.digest(),
         )
-        existing = await self._store.create(record)
+        accepted = events.Event(
+            eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
+        )
+
+        async def announce(pipe: Pipeline) -> None:
+            # Same round trip as the record. For an existing record it is a no-op: the token
+            # names the first submission's event.
+            await self._publisher.queue(pipe, accepted, token="accepted")
+
+        # A failed announcement removes the new record: no record a retry would take for a
+        # success is left behind.
+        existing = await self._store.create(record, then=announce)
         if existing is not None:
             return await self._existing(record, existing)
-        try:
-            await self._publisher.publish(
-                events.Event(
-                    eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
-                ),
-                token="accepted",
-            )
-        except Exception:
-            # Not submitted: leave no record behind that a retry would take for a success.
-            with contextlib.suppress(Exception):
-                await self._store.remove(record.eval_id)
-            raise
         job_name = await self._hand_over(record, spec)
         await self._store.set_job_name(record.eval_id, job_name)
         self.count("created")

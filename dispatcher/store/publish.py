@@ -10,6 +10,7 @@ result back instead of a second copy.
 import dataclasses
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 
 from wire import events, keys, limits, scripts
 
@@ -39,6 +40,12 @@ class Publisher:
         """``budget``: count the event against its evaluation's byte budget (a pod's events)."""
         (raw,) = await self.publish_many([(event, token)], budget=budget)
         return raw
+
+    async def queue(self, pipe: Pipeline, event: events.Event, *, token: str = "") -> None:
+        """Add the publish to ``pipe`` (another part's round trip); its reply is the caller's."""
+        await self._script(
+            keys=self._keys(event), args=self._args(event, token, False), client=pipe
+        )
 
     async def publish_many(
         self, batch: list[tuple[events.Event, str]], *, budget: bool = False

@@ -14,11 +14,12 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import pydantic
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 
 from dispatcher import errors
 from dispatcher.store.records import Record, Status
@@ -81,18 +82,33 @@ class Store:
         self._create = client.register_script(scripts.CREATE_RECORD)
         self._apply = client.register_script(scripts.APPLY_EVENT)
 
-    async def create(self, record: Record) -> str | None:
+    async def create(
+        self, record: Record, *, then: Callable[[Pipeline], Awaitable[None]] | None = None
+    ) -> str | None:
         """Create ``record`` unless its eval_id exists; None if created, else the existing
-        record's request digest."""
+        record's request digest. ``then`` queues more commands into the same round trip (a
+        submission's ``accepted``); if one of those fails, the record is removed again (only
+        when it is this call's) and the error raised."""
         nonce = json.dumps(uuid.uuid4().hex)  # JSON text like every other field
         args: list[str | int | float] = [self._ttl, record.created_at, record.eval_id, nonce]
         for name, value in encode_record(record).items():
             args += [name, value]
         keys = [record_key(record.eval_id), INDEX, status_index(record.status)]
-        created, digest, their_nonce = await self._create(keys=keys, args=args)
-        if int(created) or their_nonce.decode() == nonce:  # ours, if redis-py retried the call
-            return None
-        return str(json.loads(digest))
+        async with self._client.pipeline(transaction=False) as pipe:
+            await self._create(keys=keys, args=args, client=pipe)
+            if then is not None:
+                await then(pipe)
+            replies = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]  # nothing was created
+        created, digest, their_nonce = replies[0]
+        ours = bool(int(created)) or their_nonce.decode() == nonce  # a retried call: still ours
+        failed = next((r for r in replies[1:] if isinstance(r, Exception)), None)
+        if failed is not None:
+            if ours:
+                await self.remove(record.eval_id)  # no half-created evaluation
+            raise failed
+        return None if ours else str(json.loads(digest))
 
     async def get(self, eval_id: str) -> Record | None:
         raw = await self._client.hgetall(record_key(eval_id))  # type: ignore[misc]

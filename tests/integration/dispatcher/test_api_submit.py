@@ -158,3 +158,13 @@ async def test_oversized_body_is_rejected_without_a_500(api: AppClient):
     response = await api.post("/v1/evaluations", data=huge, headers=headers)
     assert response.status == 413
     assert "error" in await response.json()
+
+
+async def test_a_record_whose_accepted_event_fails_is_not_left_behind(api: AppClient, redis_client):
+    # The record and its `accepted` event go in one round trip; the event's stream key holding
+    # something else makes the event fail after the record was created.
+    await redis_client.set(keys.eval_stream("half"), "not a stream")
+    response = await api.post("/v1/evaluations", json={"eval_id": "half", "code": "pass"})
+    assert response.status == 500
+    assert not await redis_client.exists(keys.record_key("half"))
+    assert await redis_client.zscore(store.INDEX, "half") is None
