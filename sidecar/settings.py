@@ -16,9 +16,9 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any, Literal
 
-from wire import channel, limits
+from wire import channel, limits, sidecar_env
 
-ENV_PREFIX = "CRUCIBLE_SIDECAR_"
+ENV_PREFIX = sidecar_env.PREFIX
 DEFAULT_SPOOL_DIR = "/crucible/spool"
 # JSON escapes a control byte as 6 bytes (\u00XX): chunks up to this size always fit one body.
 MAX_BATCH_BYTES = limits.INGEST_BODY_MAX_BYTES // 8
@@ -224,7 +224,7 @@ class SidecarSettings:
         }
         problems = []
         for field in dataclasses.fields(self):
-            variable = ENV_PREFIX + field.name.upper()
+            variable = sidecar_env.variable(field.name)
             value = getattr(self, field.name)
             if value is _UNSET:
                 value = environ.get(variable, _UNSET)

@@ -126,7 +126,12 @@ def is_terminal(event: EventDict) -> bool:
 
 def verdict(event: EventDict) -> str:
     """``type:exit_code``, as ``Event.verdict()``."""
-    return f"{event['type']}:{event.get('exit_code', '')}"
+    return verdict_of(event["type"], event.get("exit_code"))
+
+
+def verdict_of(event_type: str, exit_code: int | None) -> str:
+    """What legacy consumers were told of an end, compared by ``publish.lua`` for corrections."""
+    return f"{event_type}:{'' if exit_code is None else exit_code}"
 
 
 def body_json(event: EventDict) -> str:

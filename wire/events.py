@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from wire import event_dicts, keys, limits
+from wire import event_dicts, keys
 
 SCHEMA_VERSION = event_dicts.SCHEMA_VERSION
 
@@ -32,9 +32,7 @@ class EventType(enum.StrEnum):
     ERROR = event_dicts.ERROR
 
 
-TERMINAL_TYPES = frozenset(
-    {EventType.COMPLETED, EventType.FAILED, EventType.TIMEOUT, EventType.CANCELLED, EventType.ERROR}
-)
+TERMINAL_TYPES = frozenset(EventType(t) for t in event_dicts.TERMINAL_TYPES)
 
 # The original design's channels; a consumer written against it hears of every end.
 LEGACY_CHANNELS: dict[EventType, str] = {
@@ -46,7 +44,11 @@ LEGACY_CHANNELS: dict[EventType, str] = {
     EventType.ERROR: keys.LEGACY_FAILED,
 }
 
-TAIL_LIMIT_CHARS = limits.TAIL_LIMIT_CHARS
+# The tail and reason rules are the standard-library side's, so both sides cut alike.
+TAIL_LIMIT_CHARS = event_dicts.TAIL_LIMIT_CHARS
+TAIL_READ_BYTES = event_dicts.TAIL_READ_BYTES
+tail = event_dicts.tail
+tail_of_bytes = event_dicts.tail_of_bytes
 
 Source = Literal["sidecar", "dispatcher"]
 
@@ -84,10 +86,7 @@ class Event(pydantic.BaseModel):
     @pydantic.field_validator("reason")
     @classmethod
     def _short_reason(cls, value: str | None) -> str | None:
-        # Reasons come from kubelet messages and wrapper errors: cut, never refused.
-        if value is None or len(value) <= limits.REASON_LIMIT_CHARS:
-            return value
-        return value[: limits.REASON_LIMIT_CHARS - 1] + "\u2026"
+        return None if value is None else event_dicts.short_reason(value)
 
     @property
     def terminal(self) -> bool:
@@ -105,7 +104,7 @@ class Event(pydantic.BaseModel):
 
     def verdict(self) -> str:
         """``type:exit_code``: what legacy consumers were told, compared for corrections."""
-        return f"{self.type.value}:{'' if self.exit_code is None else self.exit_code}"
+        return event_dicts.verdict_of(self.type.value, self.exit_code)
 
     def legacy_payload(self) -> str | None:
         """The payload for ``evaluation:*`` channels, or None for types they do not carry."""
@@ -130,20 +129,3 @@ class Event(pydantic.BaseModel):
 def parse(raw: str | bytes) -> Event:
     """Read one published event (as stored in a stream entry's ``event`` field)."""
     return Event.model_validate_json(raw)
-
-
-def tail(text: str, limit: int = TAIL_LIMIT_CHARS) -> str:
-    return text if len(text) <= limit else text[-limit:]
-
-
-# UTF-8 needs at most 4 bytes per character: this many bytes always hold a tail's characters.
-TAIL_READ_BYTES = 4 * TAIL_LIMIT_CHARS
-
-
-def tail_of_bytes(raw: bytes) -> str:
-    """The tail text of an output stream, given (at least) its last ``TAIL_READ_BYTES``."""
-    start = 0
-    # A read that starts inside a character would begin with replacement marks: skip into it.
-    while start < min(3, len(raw)) and 0x80 <= raw[start] <= 0xBF:
-        start += 1
-    return tail(raw[start:].decode("utf-8", errors="replace"))

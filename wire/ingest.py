@@ -6,7 +6,8 @@ Pods hold no Redis credential at all. A sidecar POSTs batches of events to the d
     Authorization: Bearer <eval_token(key, eval_id)>
     {"events": [{"token": "<dedup token>", "event": {<Event without v and seq>}}, ...]}
 
-    200 {"results": [{"seq": 3, "id": "1700000000000-0", "duplicate": false}, ...]}
+    200 {"results": [{"seq": 3, "id": "1700000000000-0", "duplicate": false,
+                      "dropped": false}, ...]}   (dropped: over the evaluation's byte budget)
     401 wrong credential for this evaluation; 422 an event that breaks the contract (nothing
     of the batch is published); 503 + Retry-After: Redis unavailable or full, retry the same
     batch (the dedup tokens make a retry harmless).
@@ -63,8 +64,3 @@ class Batch(pydantic.BaseModel):
 
     events: list[Item] = pydantic.Field(min_length=1, max_length=limits.INGEST_BATCH_MAX_EVENTS)
 
-
-class Result(pydantic.BaseModel):
-    seq: int
-    id: str
-    duplicate: bool

@@ -15,12 +15,12 @@ from aiohttp import web
 
 from dispatcher import errors
 from dispatcher.store import publish
-from wire import events, ingest, limits
+from wire import events, ingest, limits, sidecar_env
 
 routes = web.RouteTableDef()
 PATH_PREFIX = "/ingest/"
-SIDECAR_ENV_URL = "CRUCIBLE_SIDECAR_INGEST_URL"
-SIDECAR_ENV_TOKEN = "CRUCIBLE_SIDECAR_INGEST_TOKEN"
+SIDECAR_ENV_URL = sidecar_env.variable("ingest_url")
+SIDECAR_ENV_TOKEN = sidecar_env.variable("ingest_token")
 # Retry-After (seconds) for a sidecar when Redis is away or full.
 RETRY_AFTER_SECONDS = 1
 
@@ -33,10 +33,7 @@ class SidecarLink:
     key: bytes = dataclasses.field(repr=False)
 
     def env(self, eval_id: str) -> Mapping[str, str]:
-        return {
-            SIDECAR_ENV_URL: self.url,
-            SIDECAR_ENV_TOKEN: ingest.eval_token(self.key, eval_id),
-        }
+        return sidecar_env.ingest_env(self.url, ingest.eval_token(self.key, eval_id))
 
 
 def new_key() -> bytes:

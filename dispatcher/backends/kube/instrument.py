@@ -28,7 +28,7 @@ from typing import Any
 from dispatcher import errors
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube import names, templates
-from wire import channel
+from wire import channel, sidecar_env
 
 BIN_VOLUME = "crucible-bin"
 RUN_VOLUME = "crucible-run"
@@ -43,7 +43,6 @@ SOCKET_PATH = channel.DEFAULT_SOCKET
 RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
-SIDECAR_ENV = "CRUCIBLE_SIDECAR_"
 ANNOTATION_VALUE_MAX = 4096
 
 _COPY_WRAPPER = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
@@ -285,15 +284,13 @@ def _sidecar(
     extra_env: Mapping[str, str],
 ) -> dict[str, Any]:
     native = config.sidecar_mode == "native"
-    env = {
-        k.removeprefix(SIDECAR_ENV): v for k, v in extra_env.items() if k.startswith(SIDECAR_ENV)
-    }
-    env |= {
-        "EVAL_ID": target.eval_id,
-        "SOCKET_PATH": SOCKET_PATH,
-        "SPOOL_DIR": SPOOL_DIR,
-        "EXIT_AFTER_TERMINAL": "false" if native else "true",
-    }
+    env = {k: v for k, v in extra_env.items() if k.startswith(sidecar_env.PREFIX)}
+    env |= sidecar_env.channel_env(
+        eval_id=target.eval_id,
+        socket_path=SOCKET_PATH,
+        spool_dir=SPOOL_DIR,
+        exit_after_terminal=not native,
+    )
     mounts: list[dict[str, Any]] = [
         {"name": RUN_VOLUME, "mountPath": RUN_DIR},
         {"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR},
@@ -304,10 +301,7 @@ def _sidecar(
         "imagePullPolicy": config.platform_image_pull_policy,
         "command": ["python", "-m", "sidecar"],
         # Env values go through the kubelet's $(VAR) expansion: keep them literal.
-        "env": [
-            {"name": SIDECAR_ENV + k, "value": templates.escape_expansion(v)}
-            for k, v in env.items()
-        ],
+        "env": [{"name": k, "value": templates.escape_expansion(v)} for k, v in env.items()],
         "volumeMounts": mounts,
         "resources": config.sidecar_resources.as_dict(),
     }

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dispatcher.backends.local import dirs as local_dirs
 from dispatcher.backends.local import process as local_process
 from dispatcher.backends.local.config import LocalConfig
+from wire import sidecar_env
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,14 @@ class Sidecar:
         env = {
             **_inherited_env(),
             **link_env,
-            "CRUCIBLE_SIDECAR_EVAL_ID": eval_id,
-            "CRUCIBLE_SIDECAR_SOCKET_PATH": str(dirs.socket),
-            "CRUCIBLE_SIDECAR_SPOOL_DIR": str(dirs.spool),
-            # The wrapper is our child like the sidecar; other evaluations' code is not.
-            "CRUCIBLE_SIDECAR_PEER_PARENT_PID": str(os.getpid()),
-            "CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL": "true",
+            **sidecar_env.channel_env(
+                eval_id=eval_id,
+                socket_path=str(dirs.socket),
+                spool_dir=str(dirs.spool),
+                exit_after_terminal=True,
+                # The wrapper is our child like the sidecar; other evaluations' code is not.
+                peer_parent_pid=os.getpid(),
+            ),
         }
         log_fd = os.open(dirs.sidecar_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sidecar import errors, settings
-from wire import channel
+from wire import channel, sidecar_env
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 REQUIRED = {"eval_id": "ev", "ingest_url": "http://dispatcher:8080", "ingest_token": "t0k3n"}
@@ -244,3 +244,22 @@ def test_the_sidecar_imports_no_redis_no_http_library_and_no_dispatcher() -> Non
 
 def test_ssl_loads_for_an_https_ingest_url() -> None:
     assert "ssl" in loaded_by_the_sidecar("https://dispatcher:8443")
+
+
+def test_what_the_backends_write_is_what_the_sidecar_reads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    env = sidecar_env.channel_env(
+        eval_id="e-1",
+        socket_path=str(tmp_path / "channel.sock"),
+        spool_dir=str(tmp_path / "spool"),
+        exit_after_terminal=False,
+        peer_parent_pid=4242,
+    ) | sidecar_env.ingest_env("http://dispatcher:8080", "t" * 64)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    read = settings.SidecarSettings()
+    assert (read.eval_id, read.exit_after_terminal, read.peer_parent_pid) == ("e-1", False, 4242)
+    assert (read.socket_path, read.spool_dir) == (tmp_path / "channel.sock", tmp_path / "spool")
+    assert str(read.ingest_url).rstrip("/") == "http://dispatcher:8080"
+    assert read.ingest_token.get_secret_value() == "t" * 64
