@@ -71,10 +71,10 @@ class Submitter:
             eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
         )
 
-        async def announce(pipe: Pipeline) -> None:
+        def announce(pipe: Pipeline) -> None:
             # Same round trip as the record. For an existing record it is a no-op: the token
             # names the first submission's event.
-            await self._publisher.queue(pipe, accepted, token="accepted")
+            self._publisher.queue(pipe, accepted, token="accepted")
 
         # A failed announcement removes the new record: no record a retry would take for a
         # success is left behind.

@@ -12,7 +12,8 @@ import dataclasses
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 
-from wire import events, keys, limits, scripts
+from dispatcher.store import lua
+from wire import events, keys, limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Publisher:
     def __init__(
         self, client: redis.asyncio.Redis, stream_limits: limits.StreamLimits | None = None
     ) -> None:
-        self._script = client.register_script(scripts.PUBLISH)
+        self._client = client
         self._limits = stream_limits or limits.StreamLimits()
 
     async def publish(
@@ -41,23 +42,18 @@ class Publisher:
         (raw,) = await self.publish_many([(event, token)], budget=budget)
         return raw
 
-    async def queue(self, pipe: Pipeline, event: events.Event, *, token: str = "") -> None:
+    def queue(self, pipe: Pipeline, event: events.Event, *, token: str = "") -> None:
         """Add the publish to ``pipe`` (another part's round trip); its reply is the caller's."""
-        await self._script(
-            keys=self._keys(event), args=self._args(event, token, False), client=pipe
-        )
+        lua.PUBLISH.queue(pipe, self._keys(event), self._args(event, token, False))
 
     async def publish_many(
         self, batch: list[tuple[events.Event, str]], *, budget: bool = False
     ) -> list[Published]:
         """Publish events in order in one round trip (a sidecar's batch)."""
-        client = self._script.registered_client
-        async with client.pipeline(transaction=False) as pipe:
+        async with self._client.pipeline(transaction=False) as pipe:
             for event, token in batch:
-                await self._script(
-                    keys=self._keys(event), args=self._args(event, token, budget), client=pipe
-                )
-            replies = await pipe.execute()
+                lua.PUBLISH.queue(pipe, self._keys(event), self._args(event, token, budget))
+            replies = await lua.execute(pipe)
         return [_published(reply) for reply in replies]
 
     @staticmethod

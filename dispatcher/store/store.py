@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pydantic
@@ -22,8 +22,9 @@ import redis.asyncio
 from redis.asyncio.client import Pipeline
 
 from dispatcher import errors
+from dispatcher.store import lua
 from dispatcher.store.records import Record, Status
-from wire import events, keys, scripts
+from wire import events, keys
 
 INDEX = keys.INDEX
 _SYNC_CHUNK = 500
@@ -79,11 +80,9 @@ class Store:
     def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
         self._client = client
         self._ttl = ttl_seconds
-        self._create = client.register_script(scripts.CREATE_RECORD)
-        self._apply = client.register_script(scripts.APPLY_EVENT)
 
     async def create(
-        self, record: Record, *, then: Callable[[Pipeline], Awaitable[None]] | None = None
+        self, record: Record, *, then: Callable[[Pipeline], None] | None = None
     ) -> str | None:
         """Create ``record`` unless its eval_id exists; None if created, else the existing
         record's request digest. ``then`` queues more commands into the same round trip (a
@@ -95,10 +94,10 @@ class Store:
             args += [name, value]
         keys = [record_key(record.eval_id), INDEX, status_index(record.status)]
         async with self._client.pipeline(transaction=False) as pipe:
-            await self._create(keys=keys, args=args, client=pipe)
+            lua.CREATE_RECORD.queue(pipe, keys, args)
             if then is not None:
-                await then(pipe)
-            replies = await pipe.execute(raise_on_error=False)
+                then(pipe)
+            replies = await lua.execute(pipe, raise_on_error=False)
         if isinstance(replies[0], Exception):
             raise replies[0]  # nothing was created
         created, digest, their_nonce = replies[0]
@@ -135,7 +134,7 @@ class Store:
 
     async def apply(self, event: events.Event) -> bool:
         keys = [record_key(event.eval_id), *STATUS_INDEXES]
-        return bool(await self._apply(keys=keys, args=event_args(event)))
+        return bool(await lua.APPLY_EVENT(self._client, keys, event_args(event)))
 
     async def apply_many(self, batch: Sequence[events.Event]) -> int:
         """Apply events in order in one round trip; how many changed a record."""
@@ -144,8 +143,8 @@ class Store:
         async with self._client.pipeline(transaction=False) as pipe:
             for event in batch:
                 keys = [record_key(event.eval_id), *STATUS_INDEXES]
-                await self._apply(keys=keys, args=event_args(event), client=pipe)
-            results = await pipe.execute()
+                lua.APPLY_EVENT.queue(pipe, keys, event_args(event))
+            results = await lua.execute(pipe)
         return sum(1 for r in results if int(r))
 
     async def sync(self, eval_id: str) -> Record:
