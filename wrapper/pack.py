@@ -23,11 +23,9 @@ FILE_NAME = "crucible-wrapper"
 _TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry
 _UNIX = 3
 _MAIN = b'''"""Entry point of the crucible-wrapper zipapp."""
-import sys
-
 from wrapper import cli
 
-sys.exit(cli.main())
+cli.exit_now(cli.main())
 '''
 
 
