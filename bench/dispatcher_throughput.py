@@ -17,12 +17,13 @@ import json
 import os
 import pathlib
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -53,17 +54,24 @@ def start_server(redis_url: str, port: int, work: pathlib.Path) -> subprocess.Po
     log = open(work / "serve.log", "wb")  # noqa: SIM115 - inherited by the child
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
+    wait_listening(port, process, (work / "serve.log").read_text)
+    return process
+
+
+def wait_listening(
+    port: int, process: subprocess.Popen[bytes], log: Callable[[], str] = lambda: ""
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError((work / "serve.log").read_text())
+            raise RuntimeError(f"server exited: {log()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return process
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError("dispatcher did not become ready")
+    raise RuntimeError("server did not start listening")
 
 
 async def load(url: str, total: int, clients: int) -> dict[str, Any]:
@@ -100,39 +108,83 @@ async def load(url: str, total: int, clients: int) -> dict[str, Any]:
     }
 
 
+class RawWrites:
+    """The Redis writes of one submission, straight from redis-py (no HTTP, no validation)."""
+
+    def __init__(self, redis_url: str, clients: int) -> None:
+        import redis.asyncio
+
+        from dispatcher.store.publish import Publisher
+        from dispatcher.store.store import Store
+
+        self.client = redis.asyncio.Redis.from_url(redis_url, max_connections=clients)
+        self._store, self._publisher = Store(self.client, ttl_seconds=3600), Publisher(self.client)
+
+    async def submit(self, eval_id: str) -> None:
+        from dispatcher.store.records import Record, Resources, Status
+        from wire import events, keys
+
+        record = Record(
+            eval_id=eval_id, status=Status.ACCEPTED, backend="local", image="python",
+            command=["python", "-c", BODY["code"]], timeout_seconds=30.0,
+            resources=Resources(cpu="250m", memory="256Mi"), labels={"suite": "bench"},
+            created_at=time.time(), request_digest="0" * 64,
+        )  # fmt: skip
+        await self._store.create(record)
+        accepted = events.Event(eval_id=eval_id, type="accepted", source="dispatcher")
+        await self._publisher.publish(accepted, token="accepted")
+        await self.client.hset(keys.LOCAL_INFLIGHT, eval_id, "bench")  # type: ignore[misc]
+        await self._store.set_job_name(eval_id, f"local-{eval_id}")
+
+
 async def raw_loop(redis_url: str, total: int, clients: int) -> float:
     """Submissions per second of the same writes straight from redis-py (the baseline)."""
-    import redis.asyncio
-
-    from dispatcher.store.publish import Publisher
-    from dispatcher.store.records import Record, Resources, Status
-    from dispatcher.store.store import Store
-    from wire import events, keys
-
-    client = redis.asyncio.Redis.from_url(redis_url, max_connections=clients)
-    store, publisher = Store(client, ttl_seconds=3600), Publisher(client)
+    writes = RawWrites(redis_url, clients)
     remaining = iter(range(total))
 
     async def one_client() -> None:
         for i in remaining:
-            eval_id = f"raw-{os.getpid()}-{i}"
-            record = Record(
-                eval_id=eval_id, status=Status.ACCEPTED, backend="local", image="python",
-                command=["python", "-c", BODY["code"]], timeout_seconds=30.0,
-                resources=Resources(cpu="250m", memory="256Mi"), labels={"suite": "bench"},
-                created_at=time.time(), request_digest="0" * 64,
-            )  # fmt: skip
-            await store.create(record)
-            accepted = events.Event(eval_id=eval_id, type="accepted", source="dispatcher")
-            await publisher.publish(accepted, token="accepted")
-            await client.hset(keys.LOCAL_INFLIGHT, eval_id, "bench")  # type: ignore[misc]
-            await store.set_job_name(eval_id, f"local-{eval_id}")
+            await writes.submit(f"raw-{os.getpid()}-{i}")
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    await client.aclose()
+    await writes.client.aclose()
     return total / elapsed
+
+
+def serve_floor(redis_url: str, port: int, clients: int) -> None:
+    """The HTTP floor: the least an aiohttp server can do per submission. It reads the JSON
+    body, makes the raw loop's writes and answers 201 with a small JSON body: no validation,
+    no auth, no middleware, no consumer."""
+    from aiohttp import web
+
+    writes = RawWrites(redis_url, clients)
+    counter = iter(range(10**12))
+
+    async def submit(request: web.Request) -> web.Response:
+        await request.json()
+        eval_id = f"floor-{next(counter)}"
+        await writes.submit(eval_id)
+        return web.json_response({"eval_id": eval_id, "status": "accepted"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/v1/evaluations", submit)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def start_floor(redis_url: str, port: int, clients: int) -> subprocess.Popen[bytes]:
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "import dispatcher_throughput as b\n"
+        "b.serve_floor(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))"
+    )
+    here = pathlib.Path(__file__).resolve().parent
+    paths = [str(here), str(here.parent)]
+    command = [sys.executable, "-c", code, *paths, redis_url, str(port), str(clients)]
+    process = subprocess.Popen(command)
+    wait_listening(port, process)
+    return process
 
 
 def cpu_seconds(pid: int) -> float:
@@ -167,8 +219,22 @@ def main() -> int:
                 server.terminate()
                 server.wait(timeout=30)
             baseline = asyncio.run(raw_loop(redis_server.url, args.requests, args.clients))
+            floor_port = free_port()
+            floor_server = start_floor(redis_server.url, floor_port, args.clients)
+            try:
+                floor_url = f"http://127.0.0.1:{floor_port}/v1/evaluations"
+                asyncio.run(load(floor_url, args.warmup, args.clients))
+                floor = asyncio.run(load(floor_url, args.requests, args.clients))
+            finally:
+                floor_server.terminate()
+                floor_server.wait(timeout=30)
     result["baseline_raw_redis_loop_per_second"] = round(baseline, 1)
     result["ratio_to_raw_loop"] = round(result["requests_per_second"] / baseline, 2)
+    result["floor_minimal_aiohttp_per_second"] = floor["requests_per_second"]
+    result["floor_ratio_to_raw_loop"] = round(floor["requests_per_second"] / baseline, 2)
+    result["ratio_to_floor"] = round(
+        result["requests_per_second"] / floor["requests_per_second"], 2
+    )
     result.update(
         {
             "benchmark": "dispatcher_throughput",
@@ -190,7 +256,11 @@ def main() -> int:
         f"{args.clients} clients; latency p50 {latency['p50']} ms, p99 {latency['p99']} ms; "
         f"CPU per request: dispatcher {cpu['dispatcher']} ms (= "
         f"{1000 / cpu['dispatcher']:.0f} req/s per core), redis {cpu['redis']} ms; "
-        f"statuses {result['statuses']} -> {RESULTS}"
+        f"statuses {result['statuses']}\n"
+        f"floor: a minimal aiohttp handler making the raw loop's writes (no validation, auth, "
+        f"middleware or consumer): {result['floor_minimal_aiohttp_per_second']} req/s = "
+        f"{result['floor_ratio_to_raw_loop']}x the raw loop; the dispatcher is "
+        f"{result['ratio_to_floor']}x that floor -> {RESULTS}"
     )
     return 0 if set(result["statuses"]) == {201} else 1
 
