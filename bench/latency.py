@@ -23,6 +23,7 @@ Nothing is asserted: timings vary by machine and load.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(**settings: str) -> Iterator[tuple[str, "subprocess.Popen[bytes]", str]]:
+    """``crucible serve`` (local backend) with ``settings`` (``CRUCIBLE_*`` variables) on a
+    Redis and a work root of its own: (its URL, its process, the Redis URL)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp,
+        EmbeddedRedis(Path(tmp) / "redis") as redis_server,
+    ):
+        port = free_port()
+        env = {
+            **os.environ,
+            "CRUCIBLE_REDIS_URL": redis_server.url,
+            "CRUCIBLE_PORT": str(port),
+            "CRUCIBLE_LOCAL__WORK_ROOT": str(Path(tmp) / "work"),
+            "CRUCIBLE_LOG_LEVEL": "WARNING",
+            **settings,
+        }
+        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
+        try:
+            yield f"http://127.0.0.1:{port}", server, redis_server.url
+        finally:
+            server.terminate()
+            server.wait(30)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -8,13 +8,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import pydantic
 
+import crucible
+from crucible.async_client import AsyncClient
+from crucible.endpoint import DEFAULT_URL
 from dispatcher import client as api
 from dispatcher.settings import DispatcherSettings
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 EXIT_USAGE = 2
 
 
@@ -57,16 +58,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     try:
         return asyncio.run(_client_command(args))
-    except api.ApiError as e:
-        for line in e.lines:
-            print(f"crucible: {line}" if line is e.lines[0] else line, file=sys.stderr)
+    except crucible.ApiError as e:
+        print(f"crucible: {e}", file=sys.stderr)
         return EXIT_USAGE if e.status == 422 else 1
-    except aiohttp.ClientError as e:
+    except crucible.CrucibleError as e:
         print(f"crucible: cannot reach {args.url}: {e}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as e:
         print(f"crucible: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def settings_problems(error: pydantic.ValidationError) -> str:
+    """The settings' errors without their input values: those hold API tokens and keys."""
+    problems = error.errors(include_url=False, include_input=False, include_context=False)
+    lines = [f"  {'.'.join(map(str, p['loc'])) or 'settings'}: {p['msg']}" for p in problems]
+    return "crucible: invalid settings:\n" + "\n".join(lines)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -76,27 +83,27 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = DispatcherSettings(**overrides)
     except pydantic.ValidationError as e:
-        print(f"crucible: invalid settings:\n{e}", file=sys.stderr)
+        print(settings_problems(e), file=sys.stderr)
         return EXIT_USAGE
     serve(settings)
     return 0
 
 
 async def _client_command(args: argparse.Namespace) -> int:
-    async with aiohttp.ClientSession() as session:
-        client = api.Client(session, args.url, args.token)
+    async with AsyncClient(args.url, args.token, stream_timeout=None) as client:
         if args.command == "status":
-            _print_json(await client.status(args.eval_id))
+            _print_json(api.as_json(await client.get(args.eval_id)))
             return 0
         if args.command == "cancel":
-            _print_json(await client.cancel(args.eval_id))
+            _print_json(api.as_json(await client.cancel(args.eval_id)))
             return 0
-        record = await client.submit(submission_body(args))
+        body = submission_body(args)
+        record = await client.submit(body.pop("code", None), body.pop("command", None), **body)
         if not args.watch:
-            _print_json(record)
+            _print_json(api.as_json(record))
             return 0
-        print(f"crucible: submitted {record['eval_id']}", file=sys.stderr, flush=True)
-        return await api.watch(client, record["eval_id"])
+        print(f"crucible: submitted {record.eval_id}", file=sys.stderr, flush=True)
+        return await api.watch(client, record.eval_id)
 
 
 def submission_body(args: argparse.Namespace) -> dict[str, Any]:

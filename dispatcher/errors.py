@@ -5,7 +5,9 @@
     ├── UnauthorizedError (401 unauthorized)
     ├── NotFoundError (404 not_found)
     ├── ConflictError (409 conflict)               same eval_id, different body
-    ├── QueueFullError (429 queue_full)            carries ``retry_after_seconds``
+    ├── TooManyRequestsError (429)                 carries ``retry_after_seconds``
+    │   ├── QueueFullError (429 queue_full)        the backend's queue
+    │   └── TenantLimitError (429 tenant_limit)    a tenant's limit (``tenants.TenantLimits``)
     ├── BackendUnavailableError (503 backend_unavailable)
     └── TemplateError (raised at startup: the Job template is unusable; stops the process)
 
@@ -49,13 +51,29 @@ class ConflictError(DispatcherError):
     code = "conflict"
 
 
-class QueueFullError(DispatcherError):
+class TooManyRequestsError(DispatcherError):
+    """429: nothing was created; ``retry_after_seconds`` goes out as Retry-After."""
+
     status = 429
-    code = "queue_full"
+    code = "too_many_requests"
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message, details={"retry_after_seconds": retry_after_seconds})
         self.retry_after_seconds = retry_after_seconds
+
+
+class QueueFullError(TooManyRequestsError):
+    code = "queue_full"
+
+
+class TenantLimitError(TooManyRequestsError):
+    code = "tenant_limit"
+
+    def __init__(self, message: str, *, retry_after_seconds: int, hold_seconds: float = 0) -> None:
+        """``hold_seconds``: how long the answer stays true for certain (a rate limit's wait),
+        so a dispatcher may give it again without asking Redis."""
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.hold_seconds = hold_seconds
 
 
 class BackendUnavailableError(DispatcherError):

@@ -56,7 +56,7 @@ def parse(value: object) -> decimal.Decimal:
         raise QuantityError(f"{str(value)[:_MAX_TEXT]!r} is not a Kubernetes quantity")
     number = _CONTEXT.create_decimal(match["number"])
     suffix = match["suffix"] or ""
-    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+    if suffix not in _SUFFIXES:  # an exponent ("e3"), not "E" (exa) or "Ei" (exbi)
         return _CONTEXT.multiply(number, _CONTEXT.power(10, int(suffix[1:])))
     return _CONTEXT.multiply(number, _SUFFIXES[suffix])
 

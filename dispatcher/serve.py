@@ -3,10 +3,7 @@
 import logging
 
 import redis.asyncio
-import redis.exceptions
 from aiohttp import web
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from dispatcher.api import ingest
 from dispatcher.api.app import create_app
@@ -14,6 +11,7 @@ from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import publish
+from dispatcher.store.connect import connect
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +39,22 @@ def _run(settings: DispatcherSettings, redis_url: str) -> None:
     )
 
 
-def connect(redis_url: str) -> redis.asyncio.Redis:
-    """A client that retries a command on a fresh connection once a connection broke (a Redis
-    restart leaves every pooled connection stale). Retrying is safe for crucible's commands:
-    the scripts are idempotent (event dedup tokens, ``last_seq``, the creation nonce)."""
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-    return redis.asyncio.Redis.from_url(
-        redis_url,
-        retry=retry,
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-    )
-
-
 async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:
-    client = connect(redis_url)
+    client = connect(redis_url, max_connections=settings.redis_pool_max)
+    # Event streams block in XREAD, each on a connection of its own: a pool of their own, as
+    # big as the streams a dispatcher holds, so they never starve the API's commands.
+    streams = connect(redis_url, max_connections=settings.sse_streams_max)
     publisher = publish.Publisher(client, settings.streams)
-    app = create_app(settings, make_backend(settings, client, publisher, redis_url), client)
+    app = create_app(
+        settings,
+        make_backend(settings, client, publisher, redis_url),
+        client,
+        stream_client=streams,
+    )
 
     async def close_client(_: web.Application) -> None:
         await client.aclose()
+        await streams.aclose()
 
     # on_cleanup handlers run after the cleanup contexts, which still use the client.
     app.on_cleanup.append(close_client)

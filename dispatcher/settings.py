@@ -12,15 +12,19 @@ from typing import Annotated, Literal, Self
 import pydantic
 import pydantic_settings
 
-from dispatcher import quantities
+from dispatcher import quantities, tenants
 from dispatcher.backends.kube.config import KubernetesConfig
 from dispatcher.backends.local.config import LocalConfig
+from dispatcher.tenants import TenantsConfig
 from wire import limits as wire_limits
 
 # One random key per process when none is configured: the backend that issues sidecar tokens
 # and the handler that checks them must agree.
 _PROCESS_INGEST_KEY = secrets.token_bytes(32)
 INGEST_KEY_MIN_BYTES = 32
+# Shortest timeout an evaluation may have: below a second it would end before its interpreter
+# has started, and the wrapper's --timeout is rendered in milliseconds at best.
+TIMEOUT_SECONDS_MIN = 1.0
 
 
 class Limits(pydantic.BaseModel):
@@ -28,10 +32,10 @@ class Limits(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    timeout_seconds_default: float = pydantic.Field(default=60.0, gt=0)
+    timeout_seconds_default: float = pydantic.Field(default=60.0, ge=TIMEOUT_SECONDS_MIN)
     """Wall-clock timeout when a request gives none."""
 
-    timeout_seconds_max: float = pydantic.Field(default=3600.0, gt=0)
+    timeout_seconds_max: float = pydantic.Field(default=3600.0, ge=TIMEOUT_SECONDS_MIN)
     """Largest timeout a request may ask for: an hour, longer belongs in a batch system."""
 
     cpu_default: str = "500m"
@@ -46,7 +50,7 @@ class Limits(pydantic.BaseModel):
     memory_max: str = "8Gi"
     """Largest memory limit a request may ask for."""
 
-    code_max_bytes: int = pydantic.Field(default=2**20, gt=0)
+    code_max_bytes: int = pydantic.Field(default=2**20, gt=0, le=wire_limits.PROGRAM_MAX_BYTES)
     """Largest ``code`` (UTF-8 bytes), and largest ``command`` (all arguments together)."""
 
     env_max_entries: int = pydantic.Field(default=64, ge=0)
@@ -141,11 +145,13 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     """Port the HTTP API binds (0: any free port)."""
 
     api_tokens: Annotated[list[str], pydantic_settings.NoDecode] = []
-    """Bearer tokens accepted by the API (comma-separated or a JSON list). Empty, with no
-    ``api_tokens_file``: no authentication, allowed on a loopback bind only."""
+    """Bearer tokens accepted by the API (comma-separated or a JSON list): ``TENANT:TOKEN`` for a
+    tenant, who sees only its own evaluations, or a bare ``TOKEN`` for an operator, who sees
+    every tenant's. Empty, with no ``api_tokens_file``: no authentication (everyone is an
+    operator), allowed on a loopback bind only."""
 
     api_tokens_file: pathlib.Path | None = None
-    """A file with one token per line (a mounted Secret); added to ``api_tokens``."""
+    """A file with one token entry per line (a mounted Secret); added to ``api_tokens``."""
 
     ingest_key: pydantic.SecretStr | None = None
     """The key each sidecar's credential is derived from (an HMAC of its evaluation id, good for
@@ -185,6 +191,14 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     """After a terminal event that is not yet verified, how long an event stream stays open for
     the verified one (the kubelet's record on Kubernetes; it may correct the first)."""
 
+    redis_pool_max: int = pydantic.Field(default=64, ge=1)
+    """Redis connections the API's commands use at most (event streams have their own,
+    ``sse_streams_max``); a command finding none free waits up to 5 s, then 503."""
+
+    sse_streams_max: int = pydantic.Field(default=500, ge=1)
+    """Event streams one dispatcher holds open, all tenants together (each holds a Redis
+    connection in a blocking read); more: 429 with Retry-After."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of the dispatcher's log (stderr)."""
 
@@ -196,6 +210,10 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
 
     kubernetes: KubernetesConfig = KubernetesConfig()
     """The Kubernetes backend (Jobs)."""
+
+    tenants: TenantsConfig = TenantsConfig()
+    """Per-tenant limits: ``CRUCIBLE_TENANTS__DEFAULTS__ACTIVE_MAX=50``,
+    ``CRUCIBLE_TENANTS__LIMITS='{"acme": {"submissions_per_second": 100}}'``."""
 
     @pydantic.field_validator("api_tokens", mode="before")
     @classmethod
@@ -220,6 +238,7 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
             raise ValueError("streams.ttl_seconds must be at least record_ttl_seconds")
         if self.consumer.backoff_initial_seconds > self.consumer.backoff_max_seconds:
             raise ValueError("consumer.backoff_initial_seconds exceeds backoff_max_seconds")
+        tenants.TokenTable(self.tokens())  # a malformed TENANT:TOKEN entry stops the start
         if not self.tokens() and not self.loopback and not self.allow_unauthenticated:
             raise ValueError(
                 f"refusing to serve on {self.host} without api_tokens; set api_tokens or "

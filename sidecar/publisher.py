@@ -14,11 +14,12 @@ import dataclasses
 import json
 import logging
 import math
+import pathlib
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from sidecar import errors, transport
+from sidecar import errors, program, transport
 from wire import event_dicts, ingest_route
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class Client(Protocol):
 
     async def post(
         self, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> transport.Response: ...
+
+    async def get(
+        self, path: str, headers: Mapping[str, str], *, max_body: int
     ) -> transport.Response: ...
 
 
@@ -84,6 +89,8 @@ class IngestPublisher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
+        self._eval_id = eval_id
+        self._token = token
         self._path = ingest_route.path(eval_id)
         self._headers = {
             "Authorization": f"Bearer {token}",
@@ -91,6 +98,12 @@ class IngestPublisher:
         }
         self._sleep = sleep
         self.counts = Counts()
+
+    async def fetch_program(self, target: pathlib.Path, *, within: float) -> None:
+        """The program of a ``code`` evaluation into ``target`` (``sidecar.program``)."""
+        await program.fetch(
+            self._client, eval_id=self._eval_id, token=self._token, target=target, within=within
+        )
 
     async def publish(self, items: Sequence[Encoded]) -> None:
         """Return once the dispatcher has the batch; raise ``PublishRejectedError`` if never."""

@@ -21,7 +21,18 @@ import os
 import signal
 import socket
 
-from sidecar import channel, drain, errors, outbox, publisher, session, settings, spool, transport
+from sidecar import (
+    channel,
+    drain,
+    errors,
+    outbox,
+    program,
+    publisher,
+    session,
+    settings,
+    spool,
+    transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +99,14 @@ class Service:
                 self._spool_dir,
             )
             return await self._idle(stop, EXIT_OK)
+        if self._config.code_file is not None:
+            try:
+                await self._sink.fetch_program(
+                    self._config.code_file, within=self._config.code_fetch_seconds
+                )
+            except program.ProgramError as e:
+                log.error("cannot run the evaluation, its program was not fetched: %s", e)
+                return await self._idle(stop, EXIT_REFUSED)
         conn = await self._accept(stop)
         if conn is None:
             log.info("stopped before the wrapper connected")

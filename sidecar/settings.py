@@ -67,6 +67,10 @@ def _path(value: Any) -> pathlib.Path:
     return pathlib.Path(value)
 
 
+def _optional_path(value: Any) -> pathlib.Path | None:
+    return None if value is None else _path(value)
+
+
 def _number(kind: type[int] | type[float], rule: str, ok: Callable[[Any], bool]) -> Parse:
     """A parser of ``kind`` (from a number or its text) for which ``ok`` holds; never a bool."""
     problem = f"must be {'an integer' if kind is int else 'a number'} {rule}"
@@ -177,6 +181,18 @@ class SidecarSettings:
     )
     """Connecting plus one request and its reply; past it the request counts as failed and the
     same batch is retried (its dedup tokens make a lost reply harmless)."""
+
+    code_file: pathlib.Path | None = dataclasses.field(
+        default=_UNSET, metadata=_rule(_optional_path, None)
+    )
+    """Where the program of a ``code`` evaluation goes (``sidecar.program``), fetched before the
+    sidecar listens; unset: the command needs none."""
+
+    code_fetch_seconds: float = dataclasses.field(
+        default=_UNSET, metadata=_rule(_positive_seconds, 60.0)
+    )
+    """How long the program's fetch is retried; then the sidecar refuses to serve (the
+    wrapper never starts the command, and the reconciler ends the evaluation)."""
 
     output_cap_bytes: int = dataclasses.field(
         default=_UNSET,

@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 client for the ingest POSTs: one keep-alive connection, nothing more.
+"""A small HTTP/1.1 client for the ingest calls (event POSTs, the program's GET): one
+keep-alive connection, nothing more.
 
 Why not aiohttp or httpx: the sidecar runs beside every evaluation, so its memory is paid per
 pod, and it sends one kind of request to one server. Every failure to get a complete response
@@ -45,13 +46,21 @@ class HttpClient:
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        request = self._request(path, body, headers)
+        return await self._call("POST", path, body, headers, MAX_RESPONSE_BODY_BYTES)
+
+    async def get(self, path: str, headers: Mapping[str, str], *, max_body: int) -> Response:
+        return await self._call("GET", path, b"", headers, max_body)
+
+    async def _call(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], max_body: int
+    ) -> Response:
+        request = self._request(method, path, body, headers)
         try:
             async with asyncio.timeout(self._timeout):
                 try:
-                    return await self._exchange(request, reused=self._conn is not None)
+                    return await self._exchange(request, max_body, reused=self._conn is not None)
                 except _Stale:
-                    return await self._exchange(request, reused=False)
+                    return await self._exchange(request, max_body, reused=False)
         except (OSError, TimeoutError, EOFError, ValueError, asyncio.LimitOverrunError) as e:
             await self.aclose()
             raise errors.IngestUnavailableError(f"{type(e).__name__}: {e}") from e
@@ -64,18 +73,18 @@ class HttpClient:
             with contextlib.suppress(OSError):  # already broken: nothing to close cleanly
                 await writer.wait_closed()
 
-    def _request(self, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+    def _request(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> bytes:
         if any(c in value for value in headers.values() for c in "\r\n"):
             raise ValueError("a header value holds a line break")
         lines = [
-            f"POST {self._prefix}{path} HTTP/1.1",
+            f"{method} {self._prefix}{path} HTTP/1.1",
             f"Host: {self._authority}",
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in headers.items()),
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
-    async def _exchange(self, request: bytes, *, reused: bool) -> Response:
+    async def _exchange(self, request: bytes, max_body: int, *, reused: bool) -> Response:
         reader, writer = await self._connection()
         try:
             writer.write(request)
@@ -86,7 +95,7 @@ class HttpClient:
             if reused:
                 raise _Stale() from e
             raise
-        response, reusable = await _read_response(status_line, reader)
+        response, reusable = await _read_response(status_line, reader, max_body)
         if not reusable:
             await self.aclose()
         return response
@@ -101,7 +110,9 @@ class HttpClient:
         return self._conn
 
 
-async def _read_response(status_line: bytes, reader: asyncio.StreamReader) -> tuple[Response, bool]:
+async def _read_response(
+    status_line: bytes, reader: asyncio.StreamReader, max_body: int
+) -> tuple[Response, bool]:
     """The response, and whether the connection may carry another request."""
     version, _, rest = status_line.decode("latin-1").partition(" ")
     if not version.startswith("HTTP/1."):
@@ -117,22 +128,22 @@ async def _read_response(status_line: bytes, reader: asyncio.StreamReader) -> tu
     else:
         raise ValueError("too many header lines")
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader)
+        body = await _read_chunked(reader, max_body)
     elif "content-length" in headers:
         length = int(headers["content-length"])
-        if not 0 <= length <= MAX_RESPONSE_BODY_BYTES:
+        if not 0 <= length <= max_body:
             raise ValueError(f"reply body of {length} bytes")
         body = await reader.readexactly(length)
     else:  # no length: the body runs to the end of the connection
-        body = await _read_to_end(reader)
+        body = await _read_to_end(reader, max_body)
         return Response(status, headers, body), False
     return Response(status, headers, body), headers.get("connection", "").lower() != "close"
 
 
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> bytes:
     body = bytearray()
     while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-        if not 0 < size <= MAX_RESPONSE_BODY_BYTES - len(body):
+        if not 0 < size <= max_body - len(body):
             raise ValueError(f"reply chunk of {size} bytes")
         body += await reader.readexactly(size + 2)  # the chunk and its CRLF
         del body[-2:]
@@ -141,10 +152,10 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     return bytes(body)
 
 
-async def _read_to_end(reader: asyncio.StreamReader) -> bytes:
+async def _read_to_end(reader: asyncio.StreamReader, max_body: int) -> bytes:
     body = bytearray()
     while chunk := await reader.read(64 * 1024):
         body += chunk
-        if len(body) > MAX_RESPONSE_BODY_BYTES:
+        if len(body) > max_body:
             raise ValueError("reply body too large")
     return bytes(body)

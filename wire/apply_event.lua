@@ -1,6 +1,7 @@
 -- Applies one event to an evaluation record. Owner: dispatcher/store.py. The rules are stated
 -- in tests/status_model.py, the differential model this script is tested against.
--- KEYS: 1 record hash, 2..10 status index sorted sets in the order of STATUSES below
+-- KEYS: 1 record hash, 2..10 status index sorted sets in the order of STATUSES below, 11..19
+--       the same of the record's tenant
 -- ARGV: 1 seq, 2 type, 3 source, 4 '1' if the event says verified, 5 ts (JSON),
 --       6.. name, JSON value pairs of the event's fields that are set
 -- Record hash values are JSON texts. Returns 1 if the record changed, 0 if not (no record,
@@ -135,8 +136,10 @@ if new_status ~= status then
   local score = tonumber(cjson.decode(redis.call('HGET', key, 'created_at')))
   local eval_id = cjson.decode(redis.call('HGET', key, 'eval_id'))
   for i, name in ipairs(STATUSES) do
-    if name == status then redis.call('ZREM', KEYS[i + 1], eval_id) end
-    if name == new_status then redis.call('ZADD', KEYS[i + 1], score, eval_id) end
+    for _, offset in ipairs({1, 1 + #STATUSES}) do
+      if name == status then redis.call('ZREM', KEYS[i + offset], eval_id) end
+      if name == new_status then redis.call('ZADD', KEYS[i + offset], score, eval_id) end
+    end
   end
 end
 local pairs_out = {}

@@ -1,16 +1,50 @@
--- Creates an evaluation record unless one exists. Owner: dispatcher/store.py.
--- KEYS: 1 record hash, 2 index of all records, 3 index of its status
--- ARGV: 1 ttl seconds, 2 created_at (index score), 3 eval_id, 4 creation nonce,
---       5.. field, JSON value pairs
--- Returns {1, '', ''} if created, else {0, the existing record's request_digest (JSON), its
--- creation nonce}: a client retry after a lost reply recognises its own creation by the nonce.
+-- Creates an evaluation record unless one exists, within its tenant's limits. Owner:
+-- dispatcher/store/store.py (create_keys, create_args).
+-- KEYS: 1 record hash, 2 index of all records, 3 index of its status, 4 its tenant's index of
+--       all, 5 its tenant's index of that status, 6 the set of tenants, 7..10 its tenant's
+--       indexes of the statuses not yet ended (accepted, scheduled, pending, running),
+--       11 its tenant's submission bucket (hash: tokens, at)
+-- ARGV: 1 ttl seconds, 2 created_at (index score), 3 eval_id, 4 creation nonce, 5 tenant,
+--       6 most evaluations not yet ended (0 = no limit), 7 submissions per second (0 = no
+--       limit), 8 burst, 9.. field, JSON value pairs
+-- Returns {1, '', ''} if created; {0, the existing record's request_digest (JSON), its creation
+-- nonce} if it exists (a client retry after a lost reply recognises its own creation by the
+-- nonce); {2, 'active', ''} or {2, 'rate', seconds until a submission is allowed} over a limit,
+-- with nothing written.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 then
   return {0, redis.call('HGET', key, 'request_digest') or '',
           redis.call('HGET', key, 'creation_nonce') or ''}
 end
-redis.call('HSET', key, 'creation_nonce', ARGV[4], unpack(ARGV, 5))
+
+local active_max = tonumber(ARGV[6])
+if active_max > 0 then
+  local active = 0
+  for i = 7, 10 do active = active + redis.call('ZCARD', KEYS[i]) end
+  if active >= active_max then return {2, 'active', ''} end
+end
+
+local rate, burst = tonumber(ARGV[7]), tonumber(ARGV[8])
+local tokens, now
+if rate > 0 then
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+  local bucket = redis.call('HMGET', KEYS[11], 'tokens', 'at')
+  tokens = tonumber(bucket[1]) or burst
+  local at = tonumber(bucket[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+  if tokens < 1 then return {2, 'rate', tostring((1 - tokens) / rate)} end
+end
+
+redis.call('HSET', key, 'creation_nonce', ARGV[4], unpack(ARGV, 9))
 redis.call('EXPIRE', key, ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[6], ARGV[5])
+if rate > 0 then
+  redis.call('HSET', KEYS[11], 'tokens', tostring(tokens - 1), 'at', tostring(now))
+  redis.call('EXPIRE', KEYS[11], math.ceil(burst / rate) + 1)
+end
 return {1, '', ''}

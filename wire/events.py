@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from wire import event_dicts, keys
+from wire import event_dicts, keys, tenancy
 
 SCHEMA_VERSION = event_dicts.SCHEMA_VERSION
 
@@ -110,8 +110,10 @@ class Event(pydantic.BaseModel):
         """The payload for ``evaluation:*`` channels, or None for types they do not carry."""
         if self.type not in LEGACY_CHANNELS:
             return None
+        tenant, eval_id = tenancy.split(self.eval_id)
         payload: dict[str, Any] = {
-            "eval_id": self.eval_id,
+            "eval_id": eval_id,
+            "tenant": tenant or None,
             "exit_code": self.exit_code,
             "output": self.output or "",
             "error": self.error or "",

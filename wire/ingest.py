@@ -63,4 +63,3 @@ class Batch(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     events: list[Item] = pydantic.Field(min_length=1, max_length=limits.INGEST_BATCH_MAX_EVENTS)
-

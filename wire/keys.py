@@ -4,6 +4,9 @@
                                 after the record TTL (``create_record.lua``, ``apply_event.lua``)
     crucible:evals              sorted set of every eval_id, score created_at (listing)
     crucible:evals:{status}     sorted set per status, same scores (listing with a filter)
+    crucible:tenant:{tenant}:evals[:{status}]   the same two, of one tenant's evaluations
+    crucible:tenants            set of the tenants that have submitted (pruning finds them there)
+    crucible:tenant:{tenant}:bucket   hash, the tenant's submission rate bucket (tokens, at)
     crucible:events:{eval_id}   stream, the evaluation's own history (SSE replays it; the entry id
                                 is the SSE event id), capped, expires with the evaluation
     crucible:events             stream of every evaluation's status events (no output, no tails:
@@ -20,6 +23,7 @@ Only the dispatcher writes any of them: sidecars hand their events to it (``wire
 
 RECORD_PREFIX = "crucible:eval:"
 INDEX = "crucible:evals"
+TENANTS = "crucible:tenants"
 GLOBAL_STREAM = "crucible:events"
 CONSUMER_GROUP = "crucible:dispatchers"
 EVENT_FIELD = "event"
@@ -39,6 +43,18 @@ def record_key(eval_id: str) -> str:
 
 def status_index(status: str) -> str:
     return f"{INDEX}:{status}"
+
+
+def tenant_index(tenant: str) -> str:
+    return f"crucible:tenant:{tenant}:evals"
+
+
+def tenant_status_index(tenant: str, status: str) -> str:
+    return f"{tenant_index(tenant)}:{status}"
+
+
+def tenant_bucket(tenant: str) -> str:
+    return f"crucible:tenant:{tenant}:bucket"
 
 
 def eval_stream(eval_id: str) -> str:

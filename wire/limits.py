@@ -20,6 +20,9 @@ EVAL_BUDGET_BYTES = 2 * 3 * OUTPUT_CAP_BYTES + 4 * 1024 * 1024
 # One ingest request (a batch of the sidecar's events).
 INGEST_BODY_MAX_BYTES = 4 * 1024 * 1024
 INGEST_BATCH_MAX_EVENTS = 64
+# The largest program a sidecar fetches (``code`` is at most the dispatcher's code_max_bytes,
+# which may not exceed this).
+PROGRAM_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)

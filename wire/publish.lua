@@ -1,12 +1,15 @@
 -- Publishes one crucible event atomically. Owner: wire/keys.py and dispatcher/publish.py (read
 -- them for the contract). Only the dispatcher runs it: pods hold no Redis credential.
--- KEYS: 1 evaluation stream, 2 global stream, 3 evaluation's publish metadata hash
+-- KEYS: 1 evaluation stream, 2 global stream, 3 evaluation's publish metadata hash, 4 (optional)
+--       a key that must exist, else nothing is published (a submission's record, created in
+--       the same round trip unless its tenant was over a limit)
 -- ARGV: 1 dedup token ('' = none), 2 event JSON without v/seq, 3 the same, slim (no output,
 --       no tails) for the global stream ('' = not there: output), 4 '1' if terminal,
 --       5 legacy channel ('' = none), 6 legacy payload (a JSON object), 7 evaluation stream
 --       maxlen, 8 global stream maxlen, 9 ttl seconds, 10 byte budget of the producer (0 = none),
 --       11 verdict ('type:exit_code', terminal events only), 12 '1' if the verdict is verified
 -- Returns {seq, evaluation stream id, legacy published 0/1, duplicate 0/1, dropped 0/1}.
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 0 then return {0, '', 0, 0, 1} end
 local meta = KEYS[3]
 local token = ARGV[1]
 if token ~= '' then

@@ -18,8 +18,10 @@ def channel_env(
     spool_dir: str,
     exit_after_terminal: bool,
     peer_parent_pid: int | None = None,
+    code_file: str | None = None,
 ) -> dict[str, str]:
-    """Which evaluation, where to listen for the wrapper, where to spool, when to exit."""
+    """Which evaluation, where to listen for the wrapper, where to spool, when to exit, and
+    where to put the program of a ``code`` evaluation (fetched before it listens)."""
     env = {
         variable("eval_id"): eval_id,
         variable("socket_path"): socket_path,
@@ -28,6 +30,8 @@ def channel_env(
     }
     if peer_parent_pid is not None:
         env[variable("peer_parent_pid")] = str(peer_parent_pid)
+    if code_file is not None:
+        env[variable("code_file")] = code_file
     return env
 
 

@@ -12,7 +12,7 @@ from contextlib import suppress
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import metrics
+from dispatcher import metrics, tenants
 from dispatcher.api import app_keys, handlers, ingest, middlewares
 from dispatcher.api.sse import EventStream
 from dispatcher.api.submissions import Submitter
@@ -35,14 +35,17 @@ def create_app(
     redis_client: redis.asyncio.Redis,
     *,
     registry: metrics.Registry | None = None,
+    stream_client: redis.asyncio.Redis | None = None,
 ) -> web.Application:
+    """``stream_client``: the event streams' own client (they block in reads); default: the
+    API's."""
     registry = registry or metrics.Registry()
-    tokens = settings.tokens()
+    table = tenants.TokenTable(settings.tokens())
     app = web.Application(
         middlewares=[
             middlewares.metrics_middleware(registry),
             middlewares.error_middleware,
-            middlewares.auth_middleware(tokens),
+            middlewares.auth_middleware(table),
         ],
         client_max_size=settings.limits.code_max_bytes * 6 + _BODY_OVERHEAD_BYTES,
     )
@@ -59,24 +62,27 @@ def create_app(
         store=store,
         publisher=publish.Publisher(redis_client, settings.streams),
         registry=registry,
+        tenant_limits=settings.tenants,
     )
     app[app_keys.EVENT_STREAM] = EventStream(
-        redis_client,
+        stream_client or redis_client,
         store,
         heartbeat_seconds=settings.sse_heartbeat_seconds,
         stopping=stopping,
         verify_wait_seconds=settings.sse_verify_wait_seconds,
+        streams_max=settings.sse_streams_max,
     )
     app[_CONSUMER_KEY] = Consumer(redis_client, store, settings.consumer, registry=registry)
     app[ingest.INGEST_KEY] = settings.ingest_key_bytes()
     app[ingest.PUBLISHER] = publish.Publisher(redis_client, settings.streams)
+    app[ingest.STORE] = store
     app.add_routes(handlers.routes)
     app.add_routes(ingest.routes)
     app.cleanup_ctx.append(_backend_lifetime)
     app.cleanup_ctx.append(_consumer_lifetime)
     app.on_shutdown.append(_end_event_streams)
     _register_load_gauge(registry, backend)
-    if not tokens:
+    if not table:
         log.warning(
             "no API tokens configured: anyone who can reach %s:%s can run code "
             "(allowed on loopback; set CRUCIBLE_API_TOKENS to require a bearer token)",

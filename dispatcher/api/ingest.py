@@ -14,8 +14,10 @@ import pydantic
 from aiohttp import web
 
 from dispatcher import errors
+from dispatcher.backends import base
 from dispatcher.store import publish
-from wire import events, ingest, limits, sidecar_env
+from dispatcher.store.store import Store
+from wire import events, ingest, ingest_route, limits, sidecar_env
 
 routes = web.RouteTableDef()
 PATH_PREFIX = "/ingest/"
@@ -43,15 +45,33 @@ def new_key() -> bytes:
 
 INGEST_KEY = web.AppKey("ingest_key", bytes)
 PUBLISHER = web.AppKey("ingest_publisher", publish.Publisher)
+STORE = web.AppKey("ingest_store", Store)
 
 
-@routes.post(ingest.ROUTE)
-async def ingest_events(request: web.Request) -> web.Response:
+def _authorized(request: web.Request) -> str:
+    """The path's evaluation, if the request holds its token."""
     eval_id = request.match_info["eval_id"]
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     key = request.app[INGEST_KEY]
     if scheme.lower() != "bearer" or not ingest.token_matches(key, eval_id, presented.strip()):
         raise errors.UnauthorizedError("not a credential of this evaluation")
+    return eval_id
+
+
+@routes.get(ingest_route.CODE_ROUTE)
+async def evaluation_code(request: web.Request) -> web.Response:
+    """The program of a ``code`` evaluation, for its sidecar to put where the command reads it."""
+    eval_id = _authorized(request)
+    record = await request.app[STORE].get(eval_id)
+    code = None if record is None else base.code_of(record.command)
+    if code is None:
+        raise errors.NotFoundError("this evaluation has no program to fetch")
+    return web.Response(text=code, content_type="text/plain")
+
+
+@routes.post(ingest.ROUTE)
+async def ingest_events(request: web.Request) -> web.Response:
+    eval_id = _authorized(request)
     batch = _parse(await _body(request))
     checked = [(_checked(eval_id, item.event), ingest.TOKEN_PREFIX + item.token) for item in batch]
     published = await request.app[PUBLISHER].publish_many(checked, budget=True)

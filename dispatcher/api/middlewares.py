@@ -1,22 +1,25 @@
 """The HTTP middlewares, outermost first: request metrics, error rendering, bearer tokens."""
 
-import hmac
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from dispatcher import errors, metrics
+from dispatcher import errors, metrics, tenants
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
+# What the access log and the metrics show for a request whose client left before the answer
+# (nginx's convention): it is not the dispatcher's failure, and nobody reads the response.
+CLIENT_CLOSED_REQUEST = 499
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 # Paths that check a credential of their own (the sidecars' per-evaluation tokens: api.ingest).
 OWN_AUTH_PREFIXES = ("/ingest/",)
+PRINCIPAL = web.RequestKey("principal", tenants.Principal)
 
 
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
@@ -53,6 +56,11 @@ def metrics_middleware(registry: metrics.Registry) -> Middleware:
         except web.HTTPException as e:
             status = e.status
             raise
+        except asyncio.CancelledError:
+            # A server that cancels handlers when the client leaves (handler_cancellation).
+            if _client_gone(request):
+                status = CLIENT_CLOSED_REQUEST
+            raise
         finally:
             route = route_name(request)
             requests.inc(route=route, method=request.method, status=str(status))
@@ -67,7 +75,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except errors.DispatcherError as e:
         response = _json_error(e.status, e.code, e.message, e.details)
-        if isinstance(e, errors.QueueFullError):
+        if isinstance(e, errors.TooManyRequestsError):
             response.headers["Retry-After"] = str(e.retry_after_seconds)
         if isinstance(e, errors.UnauthorizedError):
             response.headers["WWW-Authenticate"] = 'Bearer realm="crucible"'
@@ -86,6 +94,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _unexpected(request: web.Request, error: Exception) -> web.Response:
+    if isinstance(error, ConnectionResetError) and _client_gone(request):
+        # Not a failure of ours (a body cut short, typically): no traceback, no 500.
+        log.info("%s %s: the client disconnected before the answer", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
     if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         log.warning("%s %s: redis unavailable: %s", request.method, request.path, error)
         return _unavailable("redis_unavailable", "the status store is unreachable; retry")
@@ -97,37 +109,46 @@ def _unexpected(request: web.Request, error: Exception) -> web.Response:
     return _json_error(500, "internal", "internal error; see the dispatcher's log")
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _unavailable(code: str, message: str) -> web.Response:
     response = _json_error(503, code, message)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
-def auth_middleware(tokens: Sequence[str]) -> Middleware:
-    """Every path but the probes needs ``Authorization: Bearer <token>`` when tokens exist."""
-    expected = [t.encode() for t in tokens]
+def auth_middleware(table: tenants.TokenTable) -> Middleware:
+    """Every path but the probes needs ``Authorization: Bearer <token>`` when tokens exist; the
+    token's principal (a tenant, or an operator) is put on the request (``principal``)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        who = tenants.OPERATOR
         if (
-            expected
+            table
             and request.path not in OPEN_PATHS
             and not request.path.startswith(OWN_AUTH_PREFIXES)
-            and not _authorized(request, expected)
         ):
-            raise errors.UnauthorizedError("a valid bearer token is required")
+            found = _bearer(request, table)
+            if found is None:
+                raise errors.UnauthorizedError("a valid bearer token is required")
+            who = found
+        request[PRINCIPAL] = who
         return await handler(request)
 
     return middleware
 
 
-def _authorized(request: web.Request, expected: list[bytes]) -> bool:
+def principal(request: web.Request) -> tenants.Principal:
+    who: tenants.Principal = request.get(PRINCIPAL, tenants.OPERATOR)
+    return who
+
+
+def _bearer(request: web.Request, table: tenants.TokenTable) -> tenants.Principal | None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
-        return False
-    candidate = given.strip().encode()
-    # Compare against every token, without stopping early: timing reveals nothing.
-    matched = False
-    for token in expected:
-        matched |= hmac.compare_digest(candidate, token)
-    return matched
+        return None
+    return table.find(given.strip())

@@ -6,7 +6,9 @@ import pydantic
 
 
 class EvaluationList(pydantic.BaseModel):
-    items: list[dict[str, Any]] = pydantic.Field(description="Records, newest first.")
+    items: list[dict[str, Any]] = pydantic.Field(
+        description="Summaries of records (no command, output or error), newest first."
+    )
     next_cursor: str | None = pydantic.Field(
         description="Pass as ?cursor= for the next page; null on the last page."
     )

@@ -10,20 +10,20 @@ the dispatcher shuts down. So a client that reads to the end holds the verified 
 """
 
 import asyncio
+import collections
 import enum
 import json
-import re
 from contextlib import suppress
 
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import errors
+from dispatcher import errors, tenants
+from dispatcher.api import queries
 from dispatcher.store import stream_reads
 from dispatcher.store.store import Store
-from wire import events, keys
+from wire import events, keys, tenancy
 
-_ENTRY_ID = re.compile(r"^[0-9]+(-[0-9]+)?$")
 _REPLAY_CHUNK = 500
 _TERMINAL = {t.value for t in events.TERMINAL_TYPES}
 HEADERS = {
@@ -31,18 +31,6 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
 }
-
-
-def resume_id(request: web.Request) -> str | None:
-    value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if value is None or value == "":
-        return None
-    if not _ENTRY_ID.match(value):
-        raise errors.InvalidRequestError(
-            "invalid Last-Event-ID",
-            details=[{"field": "last_event_id", "message": "must be an event id from this stream"}],
-        )
-    return value
 
 
 class End(enum.Enum):
@@ -56,13 +44,22 @@ class End(enum.Enum):
 def message(entry: stream_reads.Entry) -> tuple[bytes, End]:
     """One SSE message for a stream entry, and whether its event ends the evaluation."""
     entry_id, fields = entry
-    data = fields.get(keys.EVENT_FIELD.encode(), b"{}")
-    event = json.loads(data)
+    event = json.loads(fields.get(keys.EVENT_FIELD.encode(), b"{}"))
     kind = str(event.get("type", "message"))
-    text = b"id: %s\nevent: %s\ndata: %s\n\n" % (entry_id, kind.encode(), data.replace(b"\n", b""))
+    # The id as the tenant names it, the tenant beside it; JSON text holds no raw newline.
+    # UTF-8 as stored (escaping every non-ASCII character would make a line up to 12x longer);
+    # a lone surrogate, which UTF-8 cannot carry, goes out as its JSON escape.
+    text_json = json.dumps(tenants.present(event), separators=(",", ":"), ensure_ascii=False)
+    data = text_json.encode("utf-8", "backslashreplace")
+    text = b"id: %s\nevent: %s\ndata: %s\n\n" % (entry_id, kind.encode(), data)
     if kind not in _TERMINAL:
         return text, End.NONE
     return text, End.VERIFIED if event.get("verified") is True else End.UNVERIFIED
+
+
+# Counter key of every tenant's streams together (no tenant is named with a space).
+_TOTAL = " total"
+_FULL_RETRY_AFTER_SECONDS = 5
 
 
 class EventStream:
@@ -74,24 +71,53 @@ class EventStream:
         heartbeat_seconds: float,
         stopping: asyncio.Event,
         verify_wait_seconds: float = 15.0,
+        streams_max: int = 500,
     ) -> None:
         self._client = client
         self._store = store
         self._heartbeat = heartbeat_seconds
         self._stopping = stopping
         self._verify_wait = verify_wait_seconds
+        # Each open stream holds a Redis connection in a blocking read: both are bounded here.
+        self._streams_max = streams_max
+        self._open: collections.Counter[str] = collections.Counter()
 
-    async def respond(self, request: web.Request, eval_id: str) -> web.StreamResponse:
-        cursor = resume_id(request)
+    async def respond(
+        self, request: web.Request, eval_id: str, *, tenant_max: int | None = None
+    ) -> web.StreamResponse:
+        """``tenant_max``: most streams the evaluation's tenant may hold open (None: no limit)."""
+        # Everything that can refuse the request is checked before the headers go out: after
+        # them, an error can only cut the stream short.
+        cursor = queries.resume_id(request)
         record = await self._store.require(eval_id)
-        response = web.StreamResponse(headers=HEADERS)
-        await response.prepare(request)
-        with suppress(ConnectionResetError):
-            await response.write(b"retry: 1000\n\n")
-            cursor, end = await self._replay(response, eval_id, cursor)
-            if end is not End.VERIFIED and not (record.status.terminal and record.verified):
-                await self._follow(response, eval_id, cursor, seen_end=end is End.UNVERIFIED)
-        return response
+        tenant, _ = tenancy.split(eval_id)
+        self._take_slot(tenant, tenant_max)
+        try:
+            response = web.StreamResponse(headers=HEADERS)
+            await response.prepare(request)
+            with suppress(ConnectionResetError):
+                await response.write(b"retry: 1000\n\n")
+                cursor, end = await self._replay(response, eval_id, cursor)
+                if end is not End.VERIFIED and not (record.status.terminal and record.verified):
+                    await self._follow(response, eval_id, cursor, seen_end=end is End.UNVERIFIED)
+            return response
+        finally:
+            self._open[tenant] -= 1
+            self._open[_TOTAL] -= 1
+
+    def _take_slot(self, tenant: str, tenant_max: int | None) -> None:
+        if self._open[_TOTAL] >= self._streams_max:
+            raise errors.TooManyRequestsError(
+                f"this dispatcher holds {self._streams_max} event streams, its limit",
+                retry_after_seconds=_FULL_RETRY_AFTER_SECONDS,
+            )
+        if tenant_max is not None and self._open[tenant] >= tenant_max:
+            raise errors.TenantLimitError(
+                f"the tenant holds {tenant_max} event streams open here, its limit",
+                retry_after_seconds=_FULL_RETRY_AFTER_SECONDS,
+            )
+        self._open[tenant] += 1
+        self._open[_TOTAL] += 1
 
     async def _replay(
         self, response: web.StreamResponse, eval_id: str, cursor: str | None

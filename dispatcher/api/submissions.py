@@ -11,18 +11,20 @@ sidecar reports afterwards can never be the first terminal event.
 
 import dataclasses
 import logging
+import math
 import time
 import uuid
+from collections.abc import Callable
 
 from redis.asyncio.client import Pipeline
 
-from dispatcher import errors, metrics
+from dispatcher import errors, metrics, tenants
 from dispatcher.api.requests import Spec
 from dispatcher.backends.base import Backend, Submission
 from dispatcher.store import publish
 from dispatcher.store.records import Record, Status
 from dispatcher.store.store import Store
-from wire import events
+from wire import events, keys, tenancy
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +45,37 @@ class Submitter:
         store: Store,
         publisher: publish.Publisher,
         registry: metrics.Registry,
+        tenant_limits: tenants.TenantsConfig | None = None,
     ) -> None:
         self._backend = backend
+        self._tenants = tenant_limits or tenants.TenantsConfig()
+        self._refusals = Refusals()
         self._store = store
         self._publisher = publisher
         self._outcomes = registry.counter(
-            "crucible_dispatcher_submissions_total", "Submissions by outcome."
+            "crucible_dispatcher_submissions_total",
+            "Submissions by outcome and tenant (empty: an operator's own).",
         )
 
-    def count(self, outcome: str) -> None:
-        self._outcomes.inc(outcome=outcome)
+    def refuse_early(self, who: tenants.Principal) -> None:
+        """Before the body is read: a tenant that Redis refused moments ago (over its rate)
+        is refused again at once, at the cost of a dict lookup (a burst's thousand requests
+        would otherwise each be parsed, validated and sent to Redis to hear the same)."""
+        if who.tenant is not None:
+            try:
+                self._refusals.check(who.tenant)
+            except errors.TenantLimitError:
+                self.count("tenant_limit", who.tenant)
+                raise
 
-    async def submit(self, spec: Spec) -> Outcome:
+    def count(self, outcome: str, tenant: str) -> None:
+        self._outcomes.inc(outcome=outcome, tenant=tenant)
+
+    async def submit(self, spec: Spec, who: tenants.Principal) -> Outcome:
+        """Submit as ``who``: the id is qualified with its tenant (``wire.tenancy``)."""
+        eval_id = who.qualify(spec.eval_id or uuid.uuid4().hex)
         record = Record(
-            eval_id=spec.eval_id or uuid.uuid4().hex,
+            eval_id=eval_id,
             status=Status.ACCEPTED,
             backend=self._backend.name,
             image=spec.image,
@@ -73,28 +92,37 @@ class Submitter:
 
         def announce(pipe: Pipeline) -> None:
             # Same round trip as the record. For an existing record it is a no-op: the token
-            # names the first submission's event.
-            self._publisher.queue(pipe, accepted, token="accepted")
+            # names the first submission's event; with no record (over a limit), nothing.
+            self._publisher.queue(
+                pipe, accepted, token="accepted", if_exists=keys.record_key(eval_id)
+            )
 
         # A failed announcement removes the new record: no record a retry would take for a
         # success is left behind.
-        existing = await self._store.create(record, then=announce)
+        try:
+            existing = await self._store.create(
+                record, then=announce, limits=self._tenants.for_tenant(who.tenant)
+            )
+        except errors.TenantLimitError as refused:
+            self.count("tenant_limit", _tenant(record))
+            self._refusals.note(_tenant(record), refused)
+            raise
         if existing is not None:
             return await self._existing(record, existing)
         job_name = await self._hand_over(record, spec)
         await self._store.set_job_name(record.eval_id, job_name)
-        self.count("created")
+        self.count("created", _tenant(record))
         # The record as accepted; not re-read, events applied since then are the next GET's.
         return Outcome(record.model_copy(update={"job_name": job_name}), created=True)
 
     async def _existing(self, record: Record, digest: str) -> Outcome:
         if digest != record.request_digest:
-            self.count("conflict")
+            self.count("conflict", _tenant(record))
             raise errors.ConflictError(
-                f"evaluation {record.eval_id!r} exists with a different request",
+                f"evaluation {tenancy.split(record.eval_id)[1]!r} exists with a different request",
                 details=[{"field": "eval_id", "message": "already used for another request"}],
             )
-        self.count("duplicate")
+        self.count("duplicate", _tenant(record))
         return Outcome(await self._store.require(record.eval_id), created=False)
 
     async def _hand_over(self, record: Record, spec: Spec) -> str:
@@ -111,13 +139,13 @@ class Submitter:
             return (await self._backend.submit(submission)).job_name
         except errors.QueueFullError:
             await self._store.remove(record.eval_id)
-            self.count("queue_full")
+            self.count("queue_full", _tenant(record))
             raise
         except errors.InvalidRequestError:
             # The backend's own checks (e.g. what its Job template can carry) refused it before
             # creating anything: as if validation had caught it, nothing is left behind.
             await self._store.remove(record.eval_id)
-            self.count("invalid")
+            self.count("invalid", _tenant(record))
             raise
         except Exception as e:
             log.exception("backend %s refused %s", self._backend.name, record.eval_id)
@@ -132,7 +160,7 @@ class Submitter:
                 token="submit-error",
             )
             await self._store.sync(record.eval_id)
-            self.count("backend_error")
+            self.count("backend_error", _tenant(record))
             raise errors.BackendUnavailableError(f"the backend could not take it: {reason}") from e
 
     async def cancel(self, eval_id: str) -> Record:
@@ -158,3 +186,32 @@ class Submitter:
                 + errors.upstream_text(getattr(e, "message", None) or e)
             ) from e
         return await self._store.sync(eval_id)
+
+
+class Refusals:
+    """Per tenant, until when this dispatcher knows its answer is still 429."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[str, tuple[float, errors.TenantLimitError]] = {}
+
+    def note(self, tenant: str, refused: errors.TenantLimitError) -> None:
+        if refused.hold_seconds > 0:
+            self._until[tenant] = (self._clock() + refused.hold_seconds, refused)
+
+    def check(self, tenant: str) -> None:
+        held = self._until.get(tenant)
+        if held is None:
+            return
+        until, refused = held
+        left = until - self._clock()
+        if left <= 0:
+            del self._until[tenant]
+            return
+        raise errors.TenantLimitError(
+            refused.message, retry_after_seconds=max(1, math.ceil(left)), hold_seconds=left
+        )
+
+
+def _tenant(record: Record) -> str:
+    return tenancy.split(record.eval_id)[0]

@@ -1,9 +1,22 @@
 """The one interface both backends implement, and what they are given."""
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Protocol
 
 from dispatcher.store import records
+
+# How a ``code`` request runs, as records show it: this, then the program text. Backends do not
+# pass the text in argv (Linux takes 128 KiB per argument; code may be 1 MiB): the local backend
+# feeds it on the interpreter's stdin, the Kubernetes one has the sidecar fetch it into a file.
+CODE_COMMAND = ("python", "-u", "-c")
+
+
+def code_of(command: Sequence[str]) -> str | None:
+    """The program text of a ``code`` submission's command; None for any other command."""
+    if len(command) == len(CODE_COMMAND) + 1 and tuple(command[:-1]) == CODE_COMMAND:
+        return command[-1]
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,11 +4,15 @@ Chunks are ordered by ``offset`` (bytes into the stream) and de-duplicated by it
 retry can repeat one). A hole between chunks, or a first chunk past offset 0, means the
 evaluation stream was capped (MAXLEN) and lost entries: ``truncated`` says so, as it does when
 the wrapper capped its output files.
+
+Served in bounded memory (``plan``, then ``texts``): a first pass over the stream keeps only
+each chunk's entry id, offset and size; the second fetches the chunks in order, a few at a
+time, for the response to write as they come. 8 MiB of output never sits in memory whole.
 """
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import redis.asyncio
@@ -16,6 +20,8 @@ import redis.asyncio
 from wire import keys
 
 _CHUNK = 1000
+# Entries read at once: output chunks are up to a sidecar batch (256 KiB) each.
+_PAGE = 8
 STREAMS = ("stdout", "stderr")
 
 
@@ -64,3 +70,54 @@ async def read(client: redis.asyncio.Redis, eval_id: str) -> Output:
         if len(entries) < _CHUNK:
             return assemble(chunks, capped=capped)
         start = "(" + entries[-1][0].decode()
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which entries make each stream, in order, and whether anything is missing."""
+
+    entries: dict[str, list[bytes]]
+    truncated: bool
+
+
+async def plan(client: redis.asyncio.Redis, eval_id: str) -> Plan:
+    by_stream: dict[str, dict[int, tuple[bytes, int]]] = {name: {} for name in STREAMS}
+    capped = False
+    start = "-"
+    while True:
+        entries = await client.xrange(keys.eval_stream(eval_id), min=start, count=_PAGE)
+        for entry_id, fields in entries:
+            event = json.loads(fields[keys.EVENT_FIELD.encode()])
+            name, offset, data = event.get("stream"), event.get("offset"), event.get("data")
+            if event.get("type") != "output":
+                capped = capped or event.get("truncated") is True
+            elif name in by_stream and isinstance(offset, int) and isinstance(data, str):
+                size = len(data.encode("utf-8", "surrogatepass"))
+                by_stream[name].setdefault(offset, (entry_id, size))
+        if len(entries) < _PAGE:
+            break
+        start = "(" + entries[-1][0].decode()
+    holes = False
+    ordered: dict[str, list[bytes]] = {}
+    for name, pieces in by_stream.items():
+        expected = 0
+        ordered[name] = []
+        for offset in sorted(pieces):
+            entry_id, size = pieces[offset]
+            holes = holes or offset > expected  # as ``assemble`` judges it
+            ordered[name].append(entry_id)
+            expected = offset + size
+    return Plan(ordered, truncated=capped or holes)
+
+
+async def texts(client: redis.asyncio.Redis, eval_id: str, ids: list[bytes]) -> AsyncIterator[str]:
+    """The chunks ``ids`` name, in that order, fetched ``_PAGE`` at a time."""
+    key = keys.eval_stream(eval_id)
+    for first in range(0, len(ids), _PAGE):
+        async with client.pipeline(transaction=False) as pipe:
+            for entry_id in ids[first : first + _PAGE]:
+                pipe.xrange(key, min=entry_id, max=entry_id)
+            found = await pipe.execute()
+        for rows in found:
+            if rows:  # trimmed away since the plan: its text is gone
+                yield str(json.loads(rows[0][1][keys.EVENT_FIELD.encode()]).get("data", ""))

@@ -42,9 +42,13 @@ class Publisher:
         (raw,) = await self.publish_many([(event, token)], budget=budget)
         return raw
 
-    def queue(self, pipe: Pipeline, event: events.Event, *, token: str = "") -> None:
-        """Add the publish to ``pipe`` (another part's round trip); its reply is the caller's."""
-        lua.PUBLISH.queue(pipe, self._keys(event), self._args(event, token, False))
+    def queue(
+        self, pipe: Pipeline, event: events.Event, *, token: str = "", if_exists: str = ""
+    ) -> None:
+        """Add the publish to ``pipe`` (another part's round trip); its reply is the caller's.
+        ``if_exists``: publish only if that key exists when the script runs (else dropped)."""
+        script_keys = self._keys(event) + ([if_exists] if if_exists else [])
+        lua.PUBLISH.queue(pipe, script_keys, self._args(event, token, False))
 
     async def publish_many(
         self, batch: list[tuple[events.Event, str]], *, budget: bool = False

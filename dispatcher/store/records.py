@@ -9,7 +9,7 @@ from typing import Any
 
 import pydantic
 
-from wire import events
+from wire import events, tenancy
 
 
 class Status(enum.StrEnum):
@@ -41,8 +41,9 @@ class Resources(pydantic.BaseModel):
     memory: str
 
 
-class Record(pydantic.BaseModel):
-    """One evaluation as the status store knows it."""
+class Summary(pydantic.BaseModel):
+    """A record as a listing shows it: no command, output or error text, so a page of them is
+    small whatever the evaluations printed (``GET`` of one evaluation has the rest)."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
@@ -50,30 +51,50 @@ class Record(pydantic.BaseModel):
     status: Status
     backend: str
     image: str
-    command: list[str]
-    timeout_seconds: float
-    resources: Resources
     labels: dict[str, str] = {}
     created_at: float
     job_name: str | None = None
-    scheduled_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
     duration_seconds: float | None = None
     exit_code: int | None = None
     signal: int | None = None
     reason: str | None = None
-    output: str | None = None
-    error: str | None = None
     truncated: bool | None = None
     # True once the reconciler (kubelet's record) or the local backend (the process's real wait
     # status) has confirmed the verdict.
     verified: bool = False
     # What the verification changed, e.g. "exit_code 0 -> 137, reason OOMKilled"; None if nothing.
     correction: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """As the API shows it: the caller's id with the tenant beside it (``tenants.present``)."""
+        return _shown(self.model_dump(mode="json", exclude=_PRIVATE))
+
+
+class Record(Summary):
+    """One evaluation as the status store knows it: the summary, and the rest."""
+
+    command: list[str]
+    timeout_seconds: float
+    resources: Resources
+    scheduled_at: float | None = None
+    output: str | None = None
+    error: str | None = None
     # sha256 of the normalised request body: same eval_id + same digest = idempotent retry.
     request_digest: str
     last_seq: int = 0
 
-    def public(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"request_digest", "last_seq"})
+
+_PRIVATE = {"request_digest", "last_seq"}
+
+
+# The record fields a listing reads from Redis (HMGET), nothing more.
+SUMMARY_FIELDS = tuple(Summary.model_fields)
+assert not _PRIVATE & set(SUMMARY_FIELDS)
+
+
+def _shown(body: dict[str, Any]) -> dict[str, Any]:
+    tenant, body["eval_id"] = tenancy.split(str(body["eval_id"]))
+    body["tenant"] = tenant or None
+    return body

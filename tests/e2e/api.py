@@ -49,7 +49,7 @@ class Dispatcher:
         return record
 
     def cancel(self, eval_id: str) -> requests.Response:
-        return self.session.delete(self.url(f"/v1/evaluations/{eval_id}"), timeout=30)
+        return self.session.post(self.url(f"/v1/evaluations/{eval_id}/cancel"), timeout=30)
 
     def output(self, eval_id: str) -> dict[str, Any]:
         response = self.session.get(self.url(f"/v1/evaluations/{eval_id}/output"), timeout=30)

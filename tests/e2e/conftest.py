@@ -22,6 +22,7 @@ from tests.e2e import kube
 from tests.e2e.api import Dispatcher
 
 RELEASE = "crucible-e2e"  # contains the chart name, so resource names start with it
+OWN_TOKENS_SECRET = "crucible-e2e-tokens"
 VALUES = kube.REPO / "tests" / "e2e" / "values.yaml"
 INSTALL_TIMEOUT = int(os.environ.get("CRUCIBLE_E2E_INSTALL_TIMEOUT", "300"))
 
@@ -72,9 +73,12 @@ class Release:
 
 
 @contextmanager
-def installed(*values: Path) -> Iterator[Release]:
+def installed(*values: Path, tokens: str | None = None) -> Iterator[Release]:
     """The chart, installed with the local images into a fresh namespace that enforces Pod
-    Security "restricted", reached through its Services; uninstalled, namespace deleted after."""
+    Security "restricted", reached through its Services; uninstalled, namespace deleted after.
+    ``tokens``: the API token entries (one per line, ``TENANT:TOKEN`` or an operator's bare
+    token, which comes first), put in a Secret of the test's own as a user would; default: the
+    chart generates an operator token."""
     helm = kube.helm_binary()
     assert helm
     namespace = f"crucible-e2e-{secrets.token_hex(3)}"
@@ -85,6 +89,12 @@ def installed(*values: Path) -> Iterator[Release]:
         "pod-security.kubernetes.io/warn=restricted",
     )  # fmt: skip
     values_args = [arg for path in values for arg in ("--values", str(path))]
+    if tokens is not None:
+        kube.kubectl(
+            "create", "secret", "generic", OWN_TOKENS_SECRET, "--namespace", namespace,
+            f"--from-literal=tokens={tokens}",
+        )  # fmt: skip
+        values_args += ["--set", f"dispatcher.auth.existingSecret={OWN_TOKENS_SECRET}"]
     try:
         install = kube.run(
             helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace, *values_args,
@@ -94,7 +104,8 @@ def installed(*values: Path) -> Iterator[Release]:
         if install.returncode != 0:
             details = kube.diagnose(namespace)
             pytest.fail(f"helm install failed: {install.stderr}\n{details}", pytrace=False)
-        token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
+        tokens_secret = f"{RELEASE}-api-tokens" if tokens is None else OWN_TOKENS_SECRET
+        token = kube.secret_value(namespace, tokens_secret, "tokens").split()[0]
         password = kube.secret_value(namespace, f"{RELEASE}-redis", "dispatcher-password")
         with (
             kube.service_endpoint(namespace, f"{RELEASE}-dispatcher", 8080) as (host, port),

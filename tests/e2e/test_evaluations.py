@@ -32,6 +32,18 @@ def test_success_with_output(release: Release) -> None:
     assert release.api.output(record["eval_id"])["stdout"] == "hello from 42\n"
 
 
+def test_a_mebibyte_of_code_runs_from_the_file_the_sidecar_fetched(release: Release) -> None:
+    """argv takes 128 KiB per argument: the Job's command names a file in the run volume."""
+    code = "import sys\n" + ("#" + "x" * 1023 + "\n") * 1020 + "print('ran', sys.argv[0])\n"
+    assert len(code.encode()) > 1_040_000
+    record = release.api.submit_ok(code=code)
+    done = release.api.wait_verified(record["eval_id"])
+    assert (done["status"], done["exit_code"]) == ("completed", 0), done
+    assert done["output"] == "ran /crucible/run/program.py\n"
+    main = release.job(done["job_name"])["spec"]["template"]["spec"]["containers"][0]
+    assert len(" ".join(main["command"])) < 10_000  # the program is not in the manifest
+
+
 def test_nonzero_exit(release: Release) -> None:
     code = "import sys\nprint('going down', file=sys.stderr)\nsys.exit(3)"
     record = release.api.submit_ok(code=code)
@@ -58,7 +70,7 @@ def test_cancel_running_evaluation(release: Release) -> None:
     running = release.api.wait(eval_id, lambda r: r["status"] == "running", 120, "running")
     job_name = running["job_name"]
     response = release.api.cancel(eval_id)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
     done = release.api.wait_terminal(eval_id, timeout=30)
     assert done["status"] == "cancelled", done
     # The Job is deleted, so nothing keeps running for a cancelled evaluation.

@@ -185,12 +185,16 @@ def manifest(
     """The Job to create for ``submission``: rendered, then instrumented (pure)."""
     eval_id = submission.eval_id
     created_at = rfc3339(now)
+    program = base.code_of(submission.command)
+    command = list(submission.command)
+    if program is not None:
+        command = [*base.CODE_COMMAND[:-1], instrument.PROGRAM_PATH]
     values = templates.Values(
         job_name=names.job_name(eval_id),
         eval_id=eval_id,
         eval_label=names.eval_label(eval_id),
         image=submission.image,
-        command=list(submission.command),
+        command=command,
         timeout_seconds=math.ceil(submission.timeout_seconds),
         cpu=submission.resources.cpu,
         memory=submission.resources.memory,
@@ -204,5 +208,6 @@ def manifest(
         labels=submission.labels,
         created_at=created_at,
         main_container=template.main_container,
+        program_path=None if program is None else instrument.PROGRAM_PATH,
     )
     return instrument.instrument(template.render(values), target, config, sidecar_env=sidecar_env)

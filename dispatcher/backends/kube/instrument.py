@@ -11,8 +11,9 @@ Pure functions on dicts. Added or forced, whatever the template says:
   holds the channel), or in ``plain`` mode an ordinary container that exits after the terminal
   event. It holds one
   credential: its evaluation's ingest token (``dispatcher.api.ingest``), in its own environment;
-- the main container's command becomes ``python /crucible/bin/crucible-wrapper --timeout T
-  --grace G --channel /crucible/run/channel.sock -- <command> <args>``;
+- the main container's command becomes ``python -I -S /crucible/bin/crucible-wrapper --timeout T
+  --grace G --channel /crucible/run/channel.sock -- <command> <args>`` (isolated: nothing in the
+  environment or the image's site-packages runs in the wrapper);
 - labels and annotations, no service-account token, Pod Security "restricted" on every
   container, ``activeDeadlineSeconds`` = timeout + grace + margin, no retries, a TTL.
 Template mistakes found here raise ``errors.TemplateError`` (the backend tries one render at
@@ -40,6 +41,9 @@ RUN_DIR = channel.DEFAULT_RUN_DIR
 SPOOL_DIR = "/crucible/spool"
 WRAPPER_PATH = BIN_DIR + "/crucible-wrapper"
 SOCKET_PATH = channel.DEFAULT_SOCKET
+# A ``code`` evaluation's program: fetched by the sidecar into the run volume, which the main
+# container reads but cannot write (argv would take 128 KiB per argument; code may be 1 MiB).
+PROGRAM_PATH = f"{RUN_DIR}/program.py"
 RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
@@ -58,6 +62,8 @@ class Target:
     labels: Mapping[str, str]
     created_at: str
     main_container: str
+    # Where the sidecar puts the program of a ``code`` evaluation (the command reads it there).
+    program_path: str | None = None
 
 
 def label_problems(
@@ -159,6 +165,8 @@ def _crucible_labels(target: Target, config: kube_config.KubernetesConfig) -> di
         names.LABEL_MANAGED_BY: names.MANAGED_BY,
         names.LABEL_INSTANCE: config.instance,
         names.LABEL_EVAL_ID: names.eval_label(target.eval_id),
+        # A DNS label or "" (an operator's own): selectable per tenant (quotas, cleanup).
+        names.LABEL_TENANT: names.tenant_label(target.eval_id),
     }
 
 
@@ -234,7 +242,11 @@ def _add_volumes(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> N
 
 
 def _seconds_arg(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else repr(round(float(seconds), 3))
+    """Seconds to the millisecond; a fraction never rounds to 0, which the wrapper refuses."""
+    value = float(seconds)
+    if value.is_integer():
+        return str(int(value))
+    return repr(max(round(value, 3), 0.001))
 
 
 def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.KubernetesConfig) -> None:
@@ -243,6 +255,8 @@ def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.Kuberne
         raise errors.TemplateError(f"main container {target.main_container!r} has no command")
     main["command"] = [
         config.wrapper_python,
+        "-I",  # isolated: the user's PYTHON* variables and site-packages never reach the wrapper
+        "-S",
         WRAPPER_PATH,
         "--timeout", _seconds_arg(target.timeout_seconds),
         "--grace", _seconds_arg(config.grace_seconds),
@@ -290,6 +304,7 @@ def _sidecar(
         socket_path=SOCKET_PATH,
         spool_dir=SPOOL_DIR,
         exit_after_terminal=not native,
+        code_file=target.program_path,
     )
     mounts: list[dict[str, Any]] = [
         {"name": RUN_VOLUME, "mountPath": RUN_DIR},

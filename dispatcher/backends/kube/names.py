@@ -8,6 +8,8 @@ same Job (a retried submit hits AlreadyExists instead of creating a second Job).
 import hashlib
 import re
 
+from wire import tenancy
+
 PREFIX = "crucible.dev/"
 USER_PREFIX = "user.crucible.dev/"
 
@@ -15,6 +17,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "crucible"
 LABEL_INSTANCE = PREFIX + "instance"
 LABEL_EVAL_ID = PREFIX + "eval-id"
+LABEL_TENANT = PREFIX + "tenant"
 
 ANNOTATION_EVAL_ID = PREFIX + "eval-id"
 ANNOTATION_CREATED_AT = PREFIX + "created-at"
@@ -60,6 +63,12 @@ def job_name(eval_id: str) -> str:
         if slug
         else (f"{JOB_NAME_PREFIX}{short_hash(eval_id)}")
     )
+
+
+def tenant_label(eval_id: str) -> str:
+    """The ``crucible.dev/tenant`` label value: the tenant ("" for an operator's own)."""
+    tenant, _ = tenancy.split(eval_id)
+    return tenant if is_label_value(tenant) else eval_label(tenant)
 
 
 def eval_label(eval_id: str) -> str:

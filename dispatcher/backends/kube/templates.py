@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from dispatcher import errors
+from dispatcher import errors, user_env
 
 PLACEHOLDER = re.compile(r"\$\{crucible\.([A-Za-z0-9_]*)\}")
 _MARKER = "${crucible."
@@ -35,8 +35,6 @@ REQUIRED_PLACEHOLDERS = frozenset({"image", "command", "cpu", "memory", "env"})
 MAIN_CONTAINER_PLACEHOLDERS = frozenset({"image", "command"})
 
 _CONTAINER_LISTS = ("containers", "initContainers")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_ENV_PREFIX = "CRUCIBLE_"
 
 Path = tuple[str | int, ...]
 
@@ -65,10 +63,9 @@ class Values:
         if any("\x00" in t for t in texts):
             found["command"] = "NUL characters cannot be passed to a process"
         for name in self.env:
-            if not _ENV_NAME.match(name) or len(name) > 256:
-                found[f"env.{name[:64]}"] = "must match [A-Za-z_][A-Za-z0-9_]* (<= 256 chars)"
-            elif name.upper().startswith(RESERVED_ENV_PREFIX):
-                found[f"env.{name[:64]}"] = f"the {RESERVED_ENV_PREFIX} prefix is reserved"
+            message = user_env.problem(name)
+            if message:
+                found[f"env.{name[:64]}"] = message
         return found
 
 

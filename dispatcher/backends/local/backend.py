@@ -1,8 +1,9 @@
 """The local backend: the same wrapper and sidecar as a pod, run as processes on this machine.
 
-Submissions wait in a bounded queue for one of ``LocalConfig.concurrency`` worker slots; each
-worker runs one ``LocalRun`` at a time. The backend publishes what a Kubernetes backend and its
-reconciler would: ``scheduled``, the verified verdict, ``cancelled``, ``error``.
+Submissions wait in a bounded queue, fair across tenants (``FairQueue``), for one of
+``LocalConfig.concurrency`` worker slots; each worker runs one ``LocalRun`` at a time. The
+backend publishes what a Kubernetes backend and its reconciler would: ``scheduled``, the
+verified verdict, ``cancelled``, ``error``.
 
 It is no sandbox: user code runs as the dispatcher's own user, limited only by rlimits
 (``local_limits``), with its own environment and working directory. Use it for code you would
@@ -12,7 +13,6 @@ report of the wrapper's channel; no file user code can write is read as a claim 
 """
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -27,11 +27,12 @@ import redis.exceptions
 from dispatcher import errors
 from dispatcher.api import ingest
 from dispatcher.backends import base
+from dispatcher.backends.fair_queue import FairQueue
 from dispatcher.backends.local import dirs as local_dirs
 from dispatcher.backends.local import inflight as local_inflight
 from dispatcher.backends.local import run as local_run
 from dispatcher.backends.local.config import LocalConfig
-from dispatcher.store import publish
+from dispatcher.store import connect, publish
 from wire import events
 from wrapper import pack
 
@@ -45,6 +46,8 @@ _RUN_TIME_WEIGHT = 0.2
 _RETRY_AFTER_MAX_SECONDS = 3600
 # Nothing drains a queue without workers (concurrency 0); tell clients to come back much later.
 _RETRY_AFTER_NO_WORKERS_SECONDS = 60
+# The backend's own Redis connections (in-flight entries): a burst of submissions waits for one.
+REDIS_POOL_MAX = 8
 
 
 class LocalBackend:
@@ -65,7 +68,7 @@ class LocalBackend:
         self._redis_url = redis_url
         self._publisher = publisher
         self._link = link
-        self._waiting: collections.OrderedDict[str, base.Submission] = collections.OrderedDict()
+        self._waiting: FairQueue[base.Submission] = FairQueue()
         self._has_work = asyncio.Condition()
         self._running: dict[str, local_run.LocalRun] = {}
         self._workers: list[asyncio.Task[None]] = []
@@ -88,7 +91,7 @@ class LocalBackend:
         return len(self._running)
 
     async def start(self) -> None:
-        self._redis = redis.asyncio.Redis.from_url(self._redis_url)
+        self._redis = connect.connect(self._redis_url, max_connections=REDIS_POOL_MAX)
         self._inflight = local_inflight.InFlight(self._redis)
         await self._inflight.end_orphans(self._publisher)
         self._context = await asyncio.to_thread(self._prepare, self._redis)
@@ -144,7 +147,7 @@ class LocalBackend:
         finally:
             self._admitting -= 1
         async with self._has_work:
-            self._waiting[eval_id] = submission
+            self._waiting.put(eval_id, submission)
             self._has_work.notify()
         return base.Scheduled(job_name=local_run.job_name(eval_id))
 
@@ -152,7 +155,7 @@ class LocalBackend:
         """Publish ``cancelled`` first (so it is the first terminal event whatever the sidecar
         reports of the killed process), then stop the run, which confirms it once the process
         is gone. The token matches the dispatcher's own cancel, so the two are one event."""
-        submission = self._waiting.pop(eval_id, None)
+        submission = self._waiting.pop(eval_id)
         run = self._running.get(eval_id)
         if submission is None and (run is None or run.ended):
             return False
@@ -210,7 +213,7 @@ class LocalBackend:
                 await self._has_work.wait_for(lambda: bool(self._waiting) or self._closing.is_set())
                 if self._closing.is_set():
                     return
-                eval_id, submission = self._waiting.popitem(last=False)
+                eval_id, submission = self._waiting.pop_next()
                 run = local_run.LocalRun(submission, self._context)
                 self._running[eval_id] = run
             loop = asyncio.get_running_loop()

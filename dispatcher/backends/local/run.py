@@ -13,6 +13,7 @@ Every publish here carries a token, so a retry after a lost reply is not a secon
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -71,6 +72,7 @@ class LocalRun:
         self._command: asyncio.Task[int | None] | None = None
         """Finds the command's pid (it leads a session of its own) while the wrapper runs."""
         self._escalation: asyncio.Task[None] | None = None
+        self._feeding: asyncio.Task[None] | None = None
         self.ended = False
         """The verdict is out; what is left is clean-up."""
 
@@ -107,7 +109,7 @@ class LocalRun:
             await sidecar.stop(
                 exits_by_itself=self._wrapper is not None, hurry=self._ctx.closing.is_set()
             )
-            for task in (self._escalation, self._command):
+            for task in (self._escalation, self._command, self._feeding):
                 if task is not None:
                     task.cancel()
             if not self._ctx.config.keep_work_dirs:
@@ -135,13 +137,15 @@ class LocalRun:
     ) -> events.Event:
         sub = self.submission
         limits = self._limits()
+        code = base.code_of(sub.command)
         started = time.monotonic()
         try:
             self._wrapper = await asyncio.create_subprocess_exec(
-                *self._wrapper_command(dirs),
+                *self._wrapper_command(dirs, from_stdin=code is not None),
                 cwd=dirs.work,
                 env=self._child_env(dirs),
-                stdin=asyncio.subprocess.DEVNULL,
+                # The command inherits it: the interpreter reads the program from it.
+                stdin=asyncio.subprocess.DEVNULL if code is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
@@ -150,6 +154,8 @@ class LocalRun:
         except OSError as e:
             return local_verdict.error_verdict(self.eval_id, f"WrapperStartFailed: {e}")
         self._command = asyncio.create_task(local_process.first_child(self._wrapper))
+        if code is not None:
+            self._feeding = asyncio.create_task(_feed(self._wrapper, code))
         if self._cancelled.is_set():  # cancelled while spawning
             await self.cancel(self._cancel_reason)
         deadline_hit = await self._reap(self._wrapper, sub.timeout_seconds)
@@ -173,8 +179,10 @@ class LocalRun:
         captured = await local_capture.capture(self._ctx.redis, self.eval_id, dirs.spool)
         return local_verdict.verdict(self.eval_id, observed, captured)
 
-    def _wrapper_command(self, dirs: local_dirs.RunDirs) -> list[str]:
+    def _wrapper_command(self, dirs: local_dirs.RunDirs, *, from_stdin: bool) -> list[str]:
+        """``from_stdin``: a ``code`` submission, its program read from stdin, not argv."""
         sub, config = self.submission, self._ctx.config
+        command = [*base.CODE_COMMAND[:-1], "-"] if from_stdin else sub.command
         return [
             sys.executable,
             "-I",
@@ -189,7 +197,7 @@ class LocalRun:
             "--connect-timeout",
             repr(config.sidecar_ready_timeout_seconds),
             "--",
-            *sub.command,
+            *command,
         ]
 
     async def _reap(self, wrapper: asyncio.subprocess.Process, timeout_seconds: float) -> bool:
@@ -274,6 +282,17 @@ async def publish_retrying(
     await local_capture.redis_retrying(
         lambda: publisher.publish(event, token=token), f"publish {token} of {event.eval_id}"
     )
+
+
+async def _feed(wrapper: asyncio.subprocess.Process, code: str) -> None:
+    """Write the program to the wrapper's stdin, which its command inherits, then close it: a
+    command that never starts, or exits before reading it all, just leaves the rest."""
+    pipe = wrapper.stdin
+    assert pipe is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        pipe.write(code.encode())
+        await pipe.drain()
+    pipe.close()
 
 
 def _returncode(process: asyncio.subprocess.Process) -> int:

@@ -106,13 +106,17 @@ async def api(
 async def local_api(
     redis_client: redis.asyncio.Redis, aiohttp_client: Any, redis_url: str, tmp_path: Any
 ) -> Callable[..., Awaitable[AppClient]]:
-    """Factory: the API with the real local backend (``LocalConfig`` overrides as kwargs)."""
+    """Factory: the API with the real local backend (``LocalConfig`` overrides as kwargs,
+    other settings as ``settings_overrides``)."""
 
-    async def make(**local: Any) -> AppClient:
+    async def make(settings_overrides: dict[str, Any] | None = None, **local: Any) -> AppClient:
         # The sidecars must know where the dispatcher listens before it starts.
         port = redisproc.free_port()
         settings = make_settings(
-            redis_url, port=port, local={"work_root": str(tmp_path / "work"), **local}
+            redis_url,
+            port=port,
+            local={"work_root": str(tmp_path / "work"), **local},
+            **(settings_overrides or {}),
         )
         backend = LocalBackend(
             LocalConfig(**settings.local.model_dump()),

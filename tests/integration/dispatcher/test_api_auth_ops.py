@@ -96,9 +96,9 @@ async def test_metrics_are_prometheus_text_with_submissions_and_requests(api: Ap
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = parse_metrics(await response.text())
     submissions = "\n".join(samples["crucible_dispatcher_submissions_total"])
-    assert 'outcome="created"} 1' in submissions
-    assert 'outcome="duplicate"} 1' in submissions
-    assert 'outcome="invalid"} 1' in submissions
+    assert 'outcome="created",tenant=""} 1' in submissions
+    assert 'outcome="duplicate",tenant=""} 1' in submissions
+    assert 'outcome="invalid",tenant=""} 1' in submissions
     requests = "\n".join(samples["crucible_dispatcher_http_requests_total"])
     assert 'route="/v1/evaluations"' in requests
     assert 'status="422"' in requests

@@ -1,4 +1,4 @@
-"""DELETE (cancel) and the original design's POST /execute."""
+"""POST …/cancel and the original design's POST /execute."""
 
 from typing import Any
 
@@ -10,8 +10,8 @@ async def test_cancel_publishes_cancelled_before_stopping_and_answers_the_record
 ):
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "c1"})
     await publish(redis_client, "c1", "running", started_at=1.0)
-    response = await api.delete("/v1/evaluations/c1")
-    assert response.status == 200
+    response = await api.post("/v1/evaluations/c1/cancel")
+    assert response.status == 202  # cancelled, the record kept
     body = await response.json()
     assert body["status"] == "cancelled"
     assert body["started_at"] == 1.0  # events before the cancel were applied, in order
@@ -32,14 +32,25 @@ async def test_cancel_of_an_ended_evaluation_changes_nothing(
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "c2"})
     await publish(redis_client, "c2", "completed", exit_code=0)
     before = await record_with(api, "c2", status="completed")
-    response = await api.delete("/v1/evaluations/c2")
-    assert response.status == 200
+    response = await api.post("/v1/evaluations/c2/cancel")
+    assert response.status == 202  # the same answer; the record is unchanged
     assert await response.json() == before
     assert fake_backend.cancelled == []
 
 
 async def test_cancel_of_unknown_evaluation_is_404(api: AppClient):
-    assert (await api.delete("/v1/evaluations/ghost")).status == 404
+    assert (await api.post("/v1/evaluations/ghost/cancel")).status == 404
+
+
+async def test_delete_is_the_designs_cancel_and_removes_nothing(
+    api: AppClient, fake_backend: FakeBackend
+):
+    await api.post("/v1/evaluations", json={"code": "1", "eval_id": "kept"})
+    response = await api.delete("/v1/evaluations/kept")
+    assert response.status == 202
+    assert (await response.json())["status"] == "cancelled"
+    assert fake_backend.cancelled == ["kept"]
+    assert (await api.get("/v1/evaluations/kept")).status == 200  # the record is kept
 
 
 async def test_execute_answers_in_the_original_shape(api: AppClient, fake_backend: FakeBackend):

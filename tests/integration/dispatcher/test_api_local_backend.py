@@ -39,8 +39,22 @@ async def test_cancel_stops_a_running_process_and_stays_cancelled(local_api: Any
     code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
     await api.post("/v1/evaluations", json={"code": code, "eval_id": "stop"})
     await record_with(api, "stop", status="running")
-    response = await api.delete("/v1/evaluations/stop")
-    assert response.status == 200
+    response = await api.post("/v1/evaluations/stop/cancel")
+    assert response.status == 202  # cancelled, the record kept
     assert (await response.json())["status"] == "cancelled"
     record = await record_with(api, "stop", verified=True)
     assert record["status"] == "cancelled"
+
+
+async def test_a_mebibyte_of_code_runs_it_does_not_travel_in_argv(local_api: Any):
+    """Linux takes 128 KiB per argument: the program comes on the interpreter's stdin."""
+    api = await local_api(concurrency=1)
+    filler = "#" + "x" * 1023 + "\n"
+    code = "import sys\n" + filler * 1020 + "print('ran', sys.argv)\n"
+    assert 1_040_000 < len(code.encode()) <= 2**20
+    created = await api.post("/v1/evaluations", json={"code": code, "eval_id": "big"})
+    assert created.status == 201, await created.text()
+    record = await record_with(api, "big", verified=True)
+    assert (record["status"], record["exit_code"]) == ("completed", 0), record
+    assert record["output"] == "ran ['-']\n"
+    assert record["command"] == ["python", "-u", "-c", code]  # the record shows the request

@@ -82,3 +82,20 @@ async def test_output_of_unknown_evaluation_is_404_and_bad_stream_422(api: AppCl
     assert (await api.get("/v1/evaluations/none/output")).status == 404
     await submit(api, "s")
     assert (await api.get("/v1/evaluations/s/output?stream=stdin")).status == 422
+
+
+async def test_a_listing_carries_summaries_and_one_record_the_rest(
+    api: AppClient, redis_client: Any
+):
+    big = "print('x')\n" + "#" * 500_000
+    assert (await api.post("/v1/evaluations", json={"code": big, "eval_id": "big"})).status == 201
+    await publish(redis_client, "big", "completed", exit_code=0, output="y" * 60_000)
+    await record_with(api, "big", status="completed")
+    listing = await api.get("/v1/evaluations")
+    assert len(await listing.read()) < 2_000  # not the 560 KB the record holds
+    (item,) = (await listing.json())["items"]
+    assert (item["eval_id"], item["status"], item["exit_code"]) == ("big", "completed", 0)
+    assert not {"command", "output", "error"} & set(item)
+    record = await (await api.get("/v1/evaluations/big")).json()
+    assert record["command"][-1] == big
+    assert record["output"] == "y" * 60_000

@@ -72,6 +72,14 @@ def test_submit_watch_streams_output_and_exits_with_the_code(server: str):
     assert "failed exit_code=7" in result.stderr
 
 
+def test_submit_watch_follows_events_of_any_size(server: str):
+    """Output events are up to 256 KiB of text, and terminal events carry 64 KiB tails: the
+    stream is read as bytes, not as lines of a bounded length."""
+    result = crucible(server, "submit", "--watch", "print('\\U0001F600' * 100_000)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "\U0001f600" * 100_000 + "\n"
+
+
 def test_submit_from_stdin_with_timeout_exits_124(server: str):
     result = crucible(
         server, "submit", "--watch", "--timeout", "1", "-", stdin="import time\ntime.sleep(30)\n"

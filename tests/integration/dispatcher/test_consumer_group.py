@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from dispatcher import metrics, serve
+from dispatcher import metrics
 from dispatcher.api.app import create_app
-from dispatcher.store import records, store
+from dispatcher.store import connect, records, store
 from tests import redisproc
 from tests.integration.dispatcher.conftest import (
     AppClient,
@@ -119,7 +119,7 @@ async def test_a_deleted_group_is_recreated(start: Any, redis_client: redis.asyn
 
 
 async def test_redis_restart_is_survived(start: Any, restartable_redis: redisproc.RedisProcess):
-    client = serve.connect(restartable_redis.url)
+    client = connect.connect(restartable_redis.url)
     try:
         api = await start(
             client=client,
@@ -139,7 +139,7 @@ async def test_redis_restart_is_survived(start: Any, restartable_redis: redispro
 async def test_requests_while_redis_is_down_are_503_json_not_500(
     start: Any, restartable_redis: redisproc.RedisProcess
 ):
-    client = serve.connect(restartable_redis.url)
+    client = connect.connect(restartable_redis.url)
     try:
         api = await start(client=client, url=restartable_redis.url)
         restartable_redis.kill()

@@ -9,7 +9,7 @@ import redis.asyncio
 
 from dispatcher.settings import DispatcherSettings
 from tests.integration.dispatcher.conftest import AppClient, publish, record_with
-from wire import ingest, keys, limits
+from wire import ingest, ingest_route, keys, limits
 
 
 def item(eval_id: str, token: str = "t", **fields: Any) -> dict[str, Any]:
@@ -170,3 +170,27 @@ async def test_redis_at_maxmemory_answers_503_and_creates_nothing(
     assert response.headers["Retry-After"] == "1"
     assert (await response.json())["error"]["code"] == "redis_full"
     assert not await redis_client.exists(keys.record_key("full"))
+
+
+async def test_a_sidecar_fetches_its_own_evaluations_program_and_nothing_else(
+    api: AppClient, settings: DispatcherSettings
+) -> None:
+    program = "print('from a file')\n" + "#" * 300_000  # past one argument's 128 KiB
+    response = await api.post("/v1/evaluations", json={"eval_id": "prog", "code": program})
+    assert response.status == 201
+    command = await api.post("/v1/evaluations", json={"eval_id": "cmd", "command": ["true"]})
+    assert command.status == 201
+
+    def get(path_id: str, token_for: str) -> Any:
+        token = ingest.eval_token(settings.ingest_key_bytes(), token_for)
+        return api.get(
+            ingest_route.code_path(path_id), headers={"Authorization": f"Bearer {token}"}
+        )
+
+    fetched = await get("prog", "prog")
+    assert fetched.status == 200
+    assert await fetched.text() == program
+    assert (await get("prog", "cmd")).status == 401  # another evaluation's credential
+    assert (await api.get(ingest_route.code_path("prog"))).status == 401
+    assert (await get("cmd", "cmd")).status == 404  # a command has no program to fetch
+    assert (await get("gone", "gone")).status == 404

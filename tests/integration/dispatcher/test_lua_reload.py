@@ -15,8 +15,9 @@ from wire import events
 def _record(eval_id: str) -> Record:
     return Record(
         eval_id=eval_id, status=Status.ACCEPTED, backend="local", image="python",
-        command=["python", "-c", "pass"], timeout_seconds=5.0, resources=Resources(cpu="1", memory="1Gi"),
-        labels={}, created_at=time.time(), request_digest="0" * 64,
+        command=["python", "-c", "pass"], timeout_seconds=5.0,
+        resources=Resources(cpu="1", memory="1Gi"), labels={}, created_at=time.time(),
+        request_digest="0" * 64,
     )  # fmt: skip
 
 

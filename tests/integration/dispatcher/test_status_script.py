@@ -58,12 +58,10 @@ def lua_apply(
 ) -> dict[str, Any]:
     create, apply = client.register_script(CREATE), client.register_script(SCRIPT)
     key = store.record_key(record.eval_id)
-    args: list[Any] = [60, record.created_at, record.eval_id, '"n"']
-    for name, value in store.encode_record(record).items():
-        args += [name, value]
-    create(keys=[key, store.INDEX, store.status_index(record.status)], args=args)
+    args = store.Store(client, ttl_seconds=60).create_args(record, '"n"')  # type: ignore[arg-type]
+    create(keys=store.create_keys(record), args=args)
     for event in sequence:
-        apply(keys=[key, *store.STATUS_INDEXES], args=store.event_args(event))
+        apply(keys=store.status_keys(event.eval_id), args=store.event_args(event))
     fields = store.decode_fields(client.hgetall(key))
     fields.pop("creation_nonce")
     return fields

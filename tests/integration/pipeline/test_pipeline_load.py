@@ -51,7 +51,7 @@ async def test_the_legacy_consumer_hears_every_end_exactly_once(
         assert response.status == 200, await response.text()
         assert (await response.json())["status"] == "created"
     await dispatcher.wait_for("legacy-cancel", lambda r: r["status"] == "running")
-    assert (await dispatcher.http.delete("/v1/evaluations/legacy-cancel")).status == 200
+    assert (await dispatcher.http.post("/v1/evaluations/legacy-cancel/cancel")).status == 202
     for eval_id in cases:
         await dispatcher.wait_ended(eval_id)
     legacy_subscriber.stop()
@@ -87,7 +87,7 @@ async def test_a_full_queue_answers_429_with_retry_after(
     assert (await dispatcher.http.get("/v1/evaluations/rejected")).status == 404
 
     # A queued evaluation can be cancelled; its slot is free again.
-    assert (await dispatcher.http.delete("/v1/evaluations/queued-0")).status == 200
+    assert (await dispatcher.http.post("/v1/evaluations/queued-0/cancel")).status == 202
     record = await dispatcher.wait_ended("queued-0")
     assert record["status"] == "cancelled"
     await dispatcher.submit(code="print(1)", eval_id="accepted-now")

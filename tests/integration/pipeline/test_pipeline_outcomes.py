@@ -59,8 +59,8 @@ async def test_cancel_a_running_evaluation(dispatcher: Dispatcher) -> None:
     eval_id = created["eval_id"]
     await dispatcher.wait_for(eval_id, lambda r: r["status"] == "running")
 
-    response = await dispatcher.http.delete(f"/v1/evaluations/{eval_id}")
-    assert response.status == 200
+    response = await dispatcher.http.post(f"/v1/evaluations/{eval_id}/cancel")
+    assert response.status == 202
     assert (await response.json())["status"] == "cancelled"
 
     record = await dispatcher.wait_ended(eval_id)

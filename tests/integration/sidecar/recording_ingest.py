@@ -1,9 +1,9 @@
 """RecordingIngest: a recording stand-in for the dispatcher's ingest route, for sidecar tests.
 
 It speaks the ``wire.ingest`` contract (path, Bearer credential, ``Batch`` body, 200 results,
-401, 422, 503 + Retry-After) and records every request and every event it stores, with the
-dedup tokens honoured as the real publish script does. It is NOT the dispatcher: the real
-route (``dispatcher.api.ingest``) is covered by the pipeline tests.
+401, 422, 503 + Retry-After, and the program's GET) and records every request and every event
+it stores, with the dedup tokens honoured as the real publish script does. It is NOT the
+dispatcher: the real route (``dispatcher.api.ingest``) is covered by the pipeline tests.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from wire import events, ingest, limits
+from wire import events, ingest, ingest_route, limits
 
 TOKEN = "0123abcd" * 8
 
@@ -48,6 +48,8 @@ class RecordingIngest:
         self.changed = asyncio.Event()
         self.url = ""
         self._runner: web.AppRunner | None = None
+        # What GET of the program answers (``sidecar.program``); None: 404.
+        self.program: bytes | None = None
 
     def answer_next(self, status: int, times: int = 1, **headers: str) -> None:
         """Answer the next ``times`` requests with ``status`` (and headers) without storing."""
@@ -78,6 +80,7 @@ class RecordingIngest:
     async def start(self) -> "RecordingIngest":
         app = web.Application(client_max_size=limits.INGEST_BODY_MAX_BYTES)
         app.router.add_post(ingest.ROUTE, self._handle)
+        app.router.add_get(ingest_route.CODE_ROUTE, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -123,6 +126,10 @@ class RecordingIngest:
             return web.json_response({"error": "not found"}, status=404)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"error": "unauthorized"}, status=401)
+        if request.method == "GET":
+            if self.program is None:
+                return web.json_response({"error": "no program"}, status=404)
+            return web.Response(body=self.program, content_type="text/plain")
         try:
             batch = ingest.Batch.model_validate_json(raw)
         except pydantic.ValidationError as e:

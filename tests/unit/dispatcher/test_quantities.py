@@ -20,6 +20,7 @@ from dispatcher import quantities
         ("1e3", 1000),
         ("1E3", 1000),
         ("2E", 2 * 10**18),
+        ("1Ei", 2**60),  # exbi, not an exponent
         ("1Ki", 1024),
         ("100u", decimal.Decimal("0.0001")),
         ("+3k", 3000),

@@ -123,7 +123,7 @@ def test_the_spool_is_the_sidecars_alone_and_the_channel_is_read_only_for_user_c
 def test_main_command_runs_through_the_wrapper() -> None:
     main = by_name(job(timeout_seconds=12.5), "evaluation")
     assert main["command"] == [
-        "python", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
+        "python", "-I", "-S", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
         "--channel", "/crucible/run/channel.sock", "--connect-timeout", "120",
         "--", "python", "-c", "print(1)",
     ]  # fmt: skip
@@ -131,6 +131,14 @@ def test_main_command_runs_through_the_wrapper() -> None:
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert mounts["/crucible/bin"]["readOnly"] is True
     assert mounts["/crucible/run"]["readOnly"] is True
+
+
+@pytest.mark.parametrize(("timeout", "rendered"), [(0.0004, "0.001"), (1.0004, "1.0"), (2, "2")])
+def test_timeout_is_rendered_to_the_millisecond_and_never_as_zero(
+    timeout: float, rendered: str
+) -> None:
+    command = by_name(job(timeout_seconds=timeout), "evaluation")["command"]
+    assert command[command.index("--timeout") + 1] == rendered
 
 
 def test_template_args_follow_the_command_after_the_separator() -> None:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher import errors
+from dispatcher import errors, user_env
 from dispatcher.backends.kube import templates
 from tests.unit.kube import kube_samples
 
@@ -63,7 +63,7 @@ HOSTILE = st.one_of(
     st.lists(st.sampled_from(FRAGMENTS), max_size=8).map("".join),
 )
 ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True).filter(
-    lambda n: not n.upper().startswith("CRUCIBLE_")
+    lambda n: user_env.problem(n) is None
 )
 TIMEOUT_SENTINEL = 987654
 TEMPLATE = templates.parse(kube_samples.EVERYWHERE)
@@ -179,6 +179,8 @@ def test_a_megabyte_value_is_placed_verbatim() -> None:
         ({"env": {"": "1"}}, "env."),
         ({"env": {"a\nb: c": "1"}}, "env.a\nb: c"),
         ({"env": {"CRUCIBLE_SIDECAR_REDIS_URL": "redis://evil"}}, "env.CRUCIBLE_SIDECAR_REDIS_URL"),
+        ({"env": {"LD_PRELOAD": "/tmp/x.so"}}, "env.LD_PRELOAD"),
+        ({"env": {"A\n": "1"}}, "env.A\n"),
         ({"command": []}, "command"),
         ({"command": ["a\x00b"]}, "command"),
     ],

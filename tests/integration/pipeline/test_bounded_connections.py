@@ -1,0 +1,65 @@
+"""Connections a client can make the dispatcher hold are bounded: the Redis pool of the API's
+commands, and the event streams (each holds a Redis connection in a blocking read)."""
+
+import asyncio
+import os
+import pathlib
+import sys
+
+import aiohttp
+import pytest
+import redis.asyncio
+
+from dispatcher.backends.local import backend as local_backend
+from tests import redisproc
+from tests.integration.pipeline.harness import wait_until_ready
+
+pytestmark = pytest.mark.integration
+POOL = 4
+STREAMS = 3
+
+
+async def test_a_burst_of_requests_and_streams_holds_bounded_redis_connections(
+    tmp_path: pathlib.Path, redis_url: str, redis_client: redis.asyncio.Redis
+) -> None:
+    port = redisproc.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
+    env |= {
+        "CRUCIBLE_PORT": str(port),
+        "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_REDIS_POOL_MAX": str(POOL),
+        "CRUCIBLE_SSE_STREAMS_MAX": str(STREAMS),
+        "CRUCIBLE_LOCAL__CONCURRENCY": "0",
+        "CRUCIBLE_LOCAL__QUEUE_SIZE": "1000",
+        "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path / "work"),
+    }
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatcher", env=env)
+    connector = aiohttp.TCPConnector(limit=0)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
+            await wait_until_ready(http)
+            before = await _clients(redis_client)
+
+            async def submit(i: int) -> int:
+                body = {"eval_id": f"burst-{i}", "code": "print(1)"}
+                async with http.post("/v1/evaluations", json=body) as response:
+                    return response.status
+
+            statuses = await asyncio.gather(*(submit(i) for i in range(200)))
+            assert set(statuses) == {201}  # they waited for a connection, none failed
+            streams = [await http.get(f"/v1/evaluations/burst-{i}/events") for i in range(5)]
+            assert sorted(s.status for s in streams) == [200] * STREAMS + [429] * 2
+            assert all("Retry-After" in s.headers for s in streams if s.status == 429)
+            # The API's pool (the consumer's read included), the streams' pool, the local
+            # backend's own: no more, where a connection per request was opened before.
+            bound = POOL + STREAMS + local_backend.REDIS_POOL_MAX
+            assert await _clients(redis_client) - before <= bound
+            for stream in streams:
+                stream.close()
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def _clients(client: redis.asyncio.Redis) -> int:
+    return len(await client.client_list())
