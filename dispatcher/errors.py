@@ -4,6 +4,7 @@
     ├── InvalidRequestError (422 invalid_request)  one message per field in ``details``
     ├── UnauthorizedError (401 unauthorized)
     ├── NotFoundError (404 not_found)
+    ├── RequestTimeoutError (408 request_timeout)  the body came too slowly
     ├── ConflictError (409 conflict)               same eval_id, different body
     ├── TooManyRequestsError (429)                 carries ``retry_after_seconds``
     │   ├── QueueFullError (429 queue_full)        the backend's queue
@@ -44,6 +45,11 @@ class UnauthorizedError(DispatcherError):
 class NotFoundError(DispatcherError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeoutError(DispatcherError):
+    status = 408
+    code = "request_timeout"
 
 
 class ConflictError(DispatcherError):

@@ -35,6 +35,7 @@ def _run(settings: DispatcherSettings, redis_url: str) -> None:
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout_seconds,
+        keepalive_timeout=settings.idle_timeout_seconds,
         print=lambda text: log.info("%s", text.strip()),
     )
 

@@ -205,6 +205,12 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     shutdown_timeout_seconds: float = pydantic.Field(default=20.0, gt=0)
     """Time open requests get to finish on SIGTERM; keep it below the pod's grace period."""
 
+    body_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)
+    """A request body (submission, sidecar batch) must have arrived whole within this: 408."""
+
+    idle_timeout_seconds: float = pydantic.Field(default=75.0, gt=0)
+    """A connection with no request in progress is closed after this (keep-alive)."""
+
     local: LocalConfig = LocalConfig()
     """The local backend (processes)."""
 

@@ -76,6 +76,7 @@ def create_app(
     app[ingest.INGEST_KEY] = settings.ingest_key_bytes()
     app[ingest.PUBLISHER] = publish.Publisher(redis_client, settings.streams)
     app[ingest.STORE] = store
+    app[ingest.BODY_TIMEOUT] = settings.body_timeout_seconds
     app.add_routes(handlers.routes)
     app.add_routes(ingest.routes)
     app.cleanup_ctx.append(_backend_lifetime)

@@ -5,6 +5,7 @@ the parser can follow, integers longer than Python converts (4,300 digits), and 
 constants ``NaN`` and ``Infinity`` become 422s on the field ``body``, like malformed JSON.
 """
 
+import asyncio
 import json
 
 from aiohttp import web
@@ -41,11 +42,18 @@ def decode(raw: bytes) -> object:
         raise invalid_body(f"malformed JSON: {e}") from None
 
 
-async def read_json(request: web.Request) -> object:
-    """The body as JSON; a wrong content type or malformed JSON is a 422 like any bad field."""
+async def read_json(request: web.Request, *, within: float) -> object:
+    """The body as JSON; a wrong content type or malformed JSON is a 422 like any bad field.
+    A body that has not all arrived ``within`` seconds is a 408: a client trickling it in holds
+    a connection and a buffer no longer than that."""
     if request.content_type != "application/json" and not request.content_type.endswith("+json"):
         raise invalid_body(f"Content-Type must be application/json, not {request.content_type!r}")
-    return decode(await request.read())
+    try:
+        async with asyncio.timeout(within):
+            raw = await request.read()
+    except TimeoutError:
+        raise errors.RequestTimeoutError(f"the body did not arrive within {within:g}s") from None
+    return decode(raw)
 
 
 def invalid_body(message: str) -> errors.InvalidRequestError:

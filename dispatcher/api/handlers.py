@@ -44,6 +44,12 @@ def _parse(request: web.Request, body: object, parse: Any) -> requests.Spec:
     return spec
 
 
+async def _body(request: web.Request) -> object:
+    return await bodies.read_json(
+        request, within=request.app[app_keys.SETTINGS].body_timeout_seconds
+    )
+
+
 def _target(request: web.Request) -> str:
     """The path's evaluation as the caller names it: a tenant's own ids only."""
     return middlewares.principal(request).qualify(request.match_info["eval_id"])
@@ -53,7 +59,7 @@ def _target(request: web.Request) -> str:
 async def create_evaluation(request: web.Request) -> web.Response:
     request.app[app_keys.SUBMITTER].refuse_early(middlewares.principal(request))
     try:
-        body = await bodies.read_json(request)
+        body = await _body(request)
     except errors.InvalidRequestError:
         _count_invalid(request)
         raise
@@ -124,7 +130,7 @@ async def execute(request: web.Request) -> web.Response:
     """The original design's endpoint: same validation and idempotency, its own shapes."""
     request.app[app_keys.SUBMITTER].refuse_early(middlewares.principal(request))
     outcome = await _submit(
-        request, _parse(request, await bodies.read_json(request), requests.parse_execute)
+        request, _parse(request, await _body(request), requests.parse_execute)
     )
     body = ExecuteResponse(
         eval_id=outcome.record.public()["eval_id"],

@@ -6,6 +6,7 @@ the evaluation's byte budget there, so a pod cannot write another evaluation's r
 legacy messages, the global stream beyond its own status events, or more than its budget.
 """
 
+import asyncio
 import dataclasses
 import secrets
 from collections.abc import Mapping
@@ -46,6 +47,7 @@ def new_key() -> bytes:
 INGEST_KEY = web.AppKey("ingest_key", bytes)
 PUBLISHER = web.AppKey("ingest_publisher", publish.Publisher)
 STORE = web.AppKey("ingest_store", Store)
+BODY_TIMEOUT = web.AppKey("ingest_body_timeout", float)
 
 
 def _authorized(request: web.Request) -> str:
@@ -89,11 +91,16 @@ async def _body(request: web.Request) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limits.INGEST_BODY_MAX_BYTES:
-            raise too_large
-        chunks.append(chunk)
+    within = request.app[BODY_TIMEOUT]
+    try:
+        async with asyncio.timeout(within):  # a pod trickling a body in holds nothing long
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limits.INGEST_BODY_MAX_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise errors.RequestTimeoutError(f"the body did not arrive within {within:g}s") from None
     return b"".join(chunks)
 
 

@@ -29,6 +29,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         401: "Missing or wrong bearer token.",
         404: "No such evaluation.",
+        408: "The body did not arrive whole within the dispatcher's body timeout.",
         409: "The eval_id exists with a different request.",
         413: "The body is larger than the dispatcher takes.",
         422: "Invalid request: one message per bad field in `details`. Malformed JSON, a body "
@@ -85,7 +86,7 @@ def _evaluations() -> dict[str, Any]:
                 "responses": {
                     "201": _json("Record", "Accepted; the new record."),
                     "200": _json("Record", "Same eval_id and body as before; the existing record."),
-                    **_errors(401, 409, 413, 422, 429, 503),
+                    **_errors(401, 408, 409, 413, 422, 429, 503),
                 },
             },
             "get": {
@@ -219,7 +220,7 @@ def _legacy_and_internal() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json("ExecuteResponse", "Created, or the same request again."),
-                    **_errors(401, 409, 413, 422, 429, 503),
+                    **_errors(401, 408, 409, 413, 422, 429, 503),
                 },
             },
         },
@@ -240,7 +241,7 @@ def _legacy_and_internal() -> dict[str, Any]:
                         "evaluation's byte budget: `dropped`).",
                         "content": {_JSON: {"schema": {"type": "object"}}},
                     },
-                    **_errors(401, 422, 503),
+                    **_errors(401, 408, 422, 503),
                 },
             },
         },

@@ -13,7 +13,8 @@ from dispatcher.api import app_keys
 from dispatcher.api.app import create_app
 from dispatcher.settings import DispatcherSettings
 from tests import redisproc
-from tests.integration.dispatcher.conftest import AppClient, FakeBackend, wait_for
+from tests.integration.dispatcher.conftest import AppClient, FakeBackend, make_settings, wait_for
+from wire import ingest
 
 JSON = {"Content-Type": "application/json"}
 
@@ -159,4 +160,43 @@ async def test_a_client_gone_mid_body_is_no_500(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     if not handler_cancellation:
         assert any("client disconnected" in r.getMessage() for r in caplog.records)
+    assert fake_backend.submitted == []
+
+
+@pytest.mark.parametrize("path", ["/v1/evaluations", "/ingest/v1/evaluations/slow/events"])
+async def test_a_body_trickled_in_is_cut_off_with_408(
+    redis_url: str, fake_backend: FakeBackend, redis_client: Any, path: str
+):
+    """A slow-loris body holds its connection no longer than body_timeout_seconds."""
+    settings = make_settings(redis_url, body_timeout_seconds=0.5)
+    runner = web.AppRunner(create_app(settings, fake_backend, redis_client))
+    await runner.setup()
+    port = redisproc.free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        # The sidecars' route checks its credential before it reads: give it a good one.
+        token = ingest.eval_token(settings.ingest_key_bytes(), "slow")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n{{".encode()
+        )
+        await writer.drain()
+        started = asyncio.get_running_loop().time()
+
+        async def trickle() -> None:
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                writer.write(b" ")
+
+        trickling = asyncio.create_task(trickle())
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+        waited = asyncio.get_running_loop().time() - started
+        trickling.cancel()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await runner.cleanup()
+    assert status_line.split()[1] == b"408", status_line
+    assert 0.4 < waited < 2.0
     assert fake_backend.submitted == []
