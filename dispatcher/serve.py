@@ -1,11 +1,13 @@
 """``crucible serve``: Redis (external or embedded), the backend, the HTTP server."""
 
+import asyncio
+import contextlib
 import logging
 
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher.api import ingest
+from dispatcher.api import head_guard, ingest
 from dispatcher.api.app import create_app
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
@@ -30,14 +32,28 @@ def serve(settings: DispatcherSettings) -> None:
 
 
 def _run(settings: DispatcherSettings, redis_url: str) -> None:
-    web.run_app(
-        build_app(settings, redis_url),
-        host=settings.host,
-        port=settings.port,
+    # What web.run_app does, with a site whose connections have a head deadline (head_guard).
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(_serve_until_signalled(settings, redis_url))
+
+
+async def _serve_until_signalled(settings: DispatcherSettings, redis_url: str) -> None:
+    runner = web.AppRunner(
+        await build_app(settings, redis_url),
+        handle_signals=True,  # SIGTERM/SIGINT raise GracefulExit: the cleanup below runs
         shutdown_timeout=settings.shutdown_timeout_seconds,
         keepalive_timeout=settings.idle_timeout_seconds,
-        print=lambda text: log.info("%s", text.strip()),
     )
+    await runner.setup()
+    try:
+        site = head_guard.GuardedSite(
+            runner, settings.host, settings.port, head_seconds=settings.head_timeout_seconds
+        )
+        await site.start()
+        log.info("serving on %s", site.name)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:

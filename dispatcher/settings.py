@@ -205,6 +205,10 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     shutdown_timeout_seconds: float = pydantic.Field(default=20.0, gt=0)
     """Time open requests get to finish on SIGTERM; keep it below the pod's grace period."""
 
+    head_timeout_seconds: float = pydantic.Field(default=10.0, gt=0)
+    """A connection's first request line and headers must have arrived within this, else it
+    is closed (a slow-loris client holds nothing longer)."""
+
     body_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)
     """A request body (submission, sidecar batch) must have arrived whole within this: 408."""
 

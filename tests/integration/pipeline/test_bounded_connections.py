@@ -63,3 +63,36 @@ async def test_a_burst_of_requests_and_streams_holds_bounded_redis_connections(
 
 async def _clients(client: redis.asyncio.Redis) -> int:
     return len(await client.client_list())
+
+
+async def test_a_slow_loris_head_is_cut_off(tmp_path: pathlib.Path, redis_url: str) -> None:
+    """Headers trickled in hold the connection for head_timeout_seconds, not for ever."""
+    port = redisproc.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
+    env |= {
+        "CRUCIBLE_PORT": str(port),
+        "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_HEAD_TIMEOUT_SECONDS": "0.5",
+        "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path / "work"),
+    }
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "dispatcher", env=env)
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            await wait_until_ready(http)  # a prompt request is served as ever
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = asyncio.get_running_loop().time()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+
+        async def trickle() -> None:
+            for _ in range(50):
+                await asyncio.sleep(0.1)
+                writer.write(b"X-Slow: 1\r\n")
+
+        trickling = asyncio.create_task(trickle())
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+        assert asyncio.get_running_loop().time() - started < 2
+        trickling.cancel()
+        writer.close()
+    finally:
+        server.terminate()
+        assert await server.wait() == 0  # SIGTERM still ends it cleanly
