@@ -19,6 +19,8 @@ COPY wire ./wire
 COPY wrapper ./wrapper
 COPY sidecar ./sidecar
 COPY dispatcher ./dispatcher
+# The CLI in it runs on the Python client.
+COPY crucible ./crucible
 # One venv with the wheel and the dispatcher + sidecar extras; the wrapper as a single-file
 # zipapp that the evaluation pod's init container copies into a shared emptyDir. With
 # SOURCE_DATE_EPOCH set, pip's byte-code is hash-checked (no mtimes), hence reproducible.

@@ -131,7 +131,7 @@ pause_layer() {
 platform_key() {
   (
     cd "$repo"
-    find pyproject.toml wire wrapper sidecar dispatcher -type f \
+    find pyproject.toml wire wrapper sidecar dispatcher crucible -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
     cat "$0" "$here/mkoci.py" | sha256sum   # contents only: $0 is spelled differently by callers
   ) | key_of
@@ -147,7 +147,7 @@ platform_layer() {
     log "platform: wheel + crucible[dispatcher,sidecar] from PyPI"
     # Build from a copy: setuptools would leave build/ and *.egg-info in the checkout.
     mkdir -p "$work/src"
-    (cd "$repo" && cp -r pyproject.toml README.md wire wrapper sidecar dispatcher "$work/src/")
+    (cd "$repo" && cp -r pyproject.toml README.md wire wrapper sidecar dispatcher crucible "$work/src/")
     "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/src" >"$work/pip.log" 2>&1 ||
       { cat "$work/pip.log" >&2; exit 1; }
     wheel=$(ls "$work"/wheel/crucible-*.whl)
