@@ -34,7 +34,7 @@ from dispatcher.backends.local import sidecar as local_sidecar
 from dispatcher.backends.local import verdict as local_verdict
 from dispatcher.backends.local.config import LocalConfig
 from dispatcher.store import publish
-from wire import events
+from wire import channel, events
 
 # Environment a local evaluation starts from, before the submission's own.
 _BASE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
@@ -105,9 +105,10 @@ class LocalRun:
             await self.publish(verdict, token="verdict")
             self.ended = True
         finally:
-            # Without a wrapper run there is no channel, and the sidecar waits for one.
+            # Without a channel (no wrapper run, or one killed before it connected: a cancel
+            # during its start) the sidecar waits for one for ever: it is stopped at once.
             await sidecar.stop(
-                exits_by_itself=self._wrapper is not None, hurry=self._ctx.closing.is_set()
+                exits_by_itself=_channel_held(dirs), hurry=self._ctx.closing.is_set()
             )
             for task in (self._escalation, self._command, self._feeding):
                 if task is not None:
@@ -175,7 +176,8 @@ class LocalRun:
         )
         # The sidecar reports the end first (the latency clients wait on); the confirmation
         # follows once it is done, instead of competing with it for the CPU.
-        await sidecar.wait_exit(give_up=self._ctx.closing)
+        if _channel_held(dirs):
+            await sidecar.wait_exit(give_up=self._ctx.closing)
         captured = await local_capture.capture(self._ctx.redis, self.eval_id, dirs.spool)
         return local_verdict.verdict(self.eval_id, observed, captured)
 
@@ -282,6 +284,12 @@ async def publish_retrying(
     await local_capture.redis_retrying(
         lambda: publisher.publish(event, token=token), f"publish {token} of {event.eval_id}"
     )
+
+
+def _channel_held(dirs: local_dirs.RunDirs) -> bool:
+    """Whether the sidecar took a connection (its marker; claimed before the wrapper's ACK):
+    only then has it an end to publish and exits by itself."""
+    return (dirs.spool / channel.ACCEPTED_MARKER).exists()
 
 
 async def _feed(wrapper: asyncio.subprocess.Process, code: str) -> None:

@@ -1,5 +1,6 @@
 """The API with the real local backend: real wrapper and sidecar processes, real events."""
 
+import time
 from typing import Any
 
 from dispatcher.store import store
@@ -58,3 +59,22 @@ async def test_a_mebibyte_of_code_runs_it_does_not_travel_in_argv(local_api: Any
     assert (record["status"], record["exit_code"]) == ("completed", 0), record
     assert record["output"] == "ran ['-']\n"
     assert record["command"] == ["python", "-u", "-c", code]  # the record shows the request
+
+
+async def test_a_wrapper_that_dies_before_it_connects_frees_its_slot_at_once(
+    local_api: Any, tmp_path: Any
+):
+    """A cancel during the wrapper's start kills it before it reaches the sidecar: the
+    sidecar, with no channel, is stopped at once, not waited for (it held the slot 20 s)."""
+    api = await local_api(concurrency=1)
+    wrapper = tmp_path / "work" / "crucible-wrapper"
+    intact = wrapper.read_bytes()
+    wrapper.write_text("import sys\nsys.exit(125)\n")  # exits without connecting
+    started = time.monotonic()
+    await api.post("/v1/evaluations", json={"code": "print(1)", "eval_id": "dies"})
+    await record_with(api, "dies", verified=True)
+    wrapper.write_bytes(intact)
+    await api.post("/v1/evaluations", json={"code": "print(2)", "eval_id": "next"})
+    record = await record_with(api, "next", verified=True)
+    assert record["output"] == "2\n"
+    assert time.monotonic() - started < 8  # the sidecar exit timeout alone is 10 s
