@@ -42,8 +42,9 @@ def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
     """Start ``command`` in a new session (so in a process group of its own).
 
     Call it while the wrapper has no other thread: ``preexec_fn`` runs Python in the forked child.
-    The command gets an empty signal mask; dispositions need nothing, exec resets the caught ones
-    to the default and ``restore_signals`` the ones Python ignores.
+    The command gets an empty signal mask and every signal at its default: exec resets only the
+    caught ones, and whatever the wrapper's own parent ignored (``nohup`` ignores SIGHUP, a
+    shell's background job SIGINT and SIGQUIT) would otherwise stay ignored in user code.
     """
     try:
         popen = subprocess.Popen(
@@ -54,7 +55,7 @@ def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
             close_fds=True,
             start_new_session=True,
             restore_signals=True,
-            preexec_fn=_empty_signal_mask,
+            preexec_fn=_default_signals,
         )
     except (FileNotFoundError, NotADirectoryError) as error:
         if os.sep in command[0] and os.path.exists(command[0]):
@@ -68,7 +69,15 @@ def spawn(command: List[str], stdout_fd: int, stderr_fd: int) -> "Child":
     return Child(popen)
 
 
-def _empty_signal_mask() -> None:
+_UNRESETTABLE = {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _default_signals() -> None:
+    for number in signal.valid_signals():
+        if number in _UNRESETTABLE:
+            continue
+        with contextlib.suppress(OSError, ValueError):  # glibc's own (32, 33): untouchable
+            signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
