@@ -38,15 +38,21 @@ def scenarios() -> dict[str, pathlib.Path | None]:
 
 
 def helm_binary() -> str | None:
-    explicit = os.environ.get("CRUCIBLE_HELM")
+    return tool_binary("helm")
+
+
+def tool_binary(name: str) -> str | None:
+    """``CRUCIBLE_<NAME>``, else the pinned build in the cache, else ``name`` on PATH."""
+    explicit = os.environ.get(f"CRUCIBLE_{name.upper()}")
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     versions = (REPO / "tests" / "cluster" / "versions.sh").read_text()
-    pinned = re.search(r"HELM_VERSION=\$\{HELM_VERSION:-([0-9.]+)\}", versions)
+    variable = f"{name.upper()}_VERSION"
+    pinned = re.search(rf"{variable}=\$\{{{variable}:-([0-9.]+)\}}", versions)
     cache = pathlib.Path(os.environ.get("CRUCIBLE_CACHE", pathlib.Path.home() / ".cache/crucible"))
-    if pinned and (cache / "bin" / f"helm-{pinned.group(1)}").is_file():
-        return str(cache / "bin" / f"helm-{pinned.group(1)}")
-    return shutil.which("helm")
+    if pinned and (cache / "bin" / f"{name}-{pinned.group(1)}").is_file():
+        return str(cache / "bin" / f"{name}-{pinned.group(1)}")
+    return shutil.which(name)
 
 
 class HelmError(Exception):
