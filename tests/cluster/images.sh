@@ -208,6 +208,9 @@ import_all() {
     ctr_k8s images import "$archive" >/dev/null
     log "imported $name ($want)"
   done <"$IMAGES/current.list"
+  # The same platform image under a second tag: the e2e upgrade test moves a release to it.
+  ctr_k8s images tag --force localhost/crucible-platform:ci localhost/crucible-platform:ci-next \
+    >/dev/null
 }
 
 build_all() {
