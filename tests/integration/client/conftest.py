@@ -8,17 +8,12 @@ modules' dispatchers on the same Redis.
 
 import json
 import os
-import pathlib
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from tests import redisproc
+from tests import redisproc, serving
 
 ACME_TOKEN = "acme-client-token-4f1c9a"
 GLOBEX_TOKEN = "globex-client-token-8d2e7b"
@@ -31,7 +26,6 @@ TOKENS = [
     OPERATOR_TOKEN,
 ]
 EVERY_TOKEN = (ACME_TOKEN, GLOBEX_TOKEN, LIMITED_TOKEN, OPERATOR_TOKEN)
-SERVE = [sys.executable, "-c", "import sys; from dispatcher.cli import main; sys.exit(main())"]
 # Runs until cancelled: the long evaluation of the cancel and timeout tests.
 SLEEPER = "import time; time.sleep(60)"
 
@@ -53,30 +47,8 @@ def dispatcher_url(
         "CRUCIBLE_API_TOKENS": ",".join(TOKENS),
         "CRUCIBLE_TENANTS__LIMITS": json.dumps({"initech": {"active_max": 1}}),
     }
-    log_path = directory / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([*SERVE, "serve"], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, log_path)
+    with serving.serving(env, directory / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: pathlib.Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("crucible serve did not become ready:\n" + log.read_text())
 
 
 @pytest.fixture(autouse=True)

@@ -5,16 +5,13 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests import redisproc
+from tests import redisproc, serving
 
-CRUCIBLE = [sys.executable, "-c", "import sys; from dispatcher.cli import main; sys.exit(main())"]
+CRUCIBLE = serving.CRUCIBLE
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +25,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "CRUCIBLE_API_TOKENS": "cli-token",
     }
     env.pop("CRUCIBLE_REDIS_URL", None)
-    log = open(directory / "serve.log", "wb")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [*CRUCIBLE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, directory / "serve.log")
+    with serving.serving(env, directory / "serve.log", "--port", str(port)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: pathlib.Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("crucible serve did not become ready:\n" + log.read_text())
 
 
 def crucible(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
