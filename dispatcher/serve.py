@@ -3,11 +3,12 @@
 import asyncio
 import contextlib
 import logging
+import signal
 
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher.api import head_guard, ingest
+from dispatcher.api import app_keys, head_guard, ingest
 from dispatcher.api.app import create_app
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
@@ -32,26 +33,41 @@ def serve(settings: DispatcherSettings) -> None:
 
 
 def _run(settings: DispatcherSettings, redis_url: str) -> None:
-    # What web.run_app does, with a site whose connections have a head deadline (head_guard).
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    # What web.run_app does, with a site whose connections have a head deadline (head_guard)
+    # and a delay between SIGTERM and closing the listener.
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_until_signalled(settings, redis_url))
 
 
 async def _serve_until_signalled(settings: DispatcherSettings, redis_url: str) -> None:
+    app = await build_app(settings, redis_url)
     runner = web.AppRunner(
-        await build_app(settings, redis_url),
-        handle_signals=True,  # SIGTERM/SIGINT raise GracefulExit: the cleanup below runs
+        app,
+        handle_signals=False,  # our own, below
         shutdown_timeout=settings.shutdown_timeout_seconds,
         keepalive_timeout=settings.idle_timeout_seconds,
     )
     await runner.setup()
+    stop: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def stopping(number: int) -> None:
+        if not stop.done():
+            stop.set_result(number)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(number, stopping, number)
     try:
         site = head_guard.GuardedSite(
             runner, settings.host, settings.port, head_seconds=settings.head_timeout_seconds
         )
         await site.start()
         log.info("serving on %s", site.name)
-        await asyncio.Event().wait()
+        if await stop == signal.SIGTERM and settings.shutdown_delay_seconds > 0:
+            # An orchestrator's stop: new connections may still come while it updates the
+            # Service's endpoints; serve them, and say not ready, for a moment.
+            app[app_keys.DRAINING].set()
+            log.info("SIGTERM: serving %gs more before closing", settings.shutdown_delay_seconds)
+            await asyncio.sleep(settings.shutdown_delay_seconds)
     finally:
         await runner.cleanup()
 

@@ -205,6 +205,11 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     shutdown_timeout_seconds: float = pydantic.Field(default=20.0, gt=0)
     """Time open requests get to finish on SIGTERM; keep it below the pod's grace period."""
 
+    shutdown_delay_seconds: float = pydantic.Field(default=0.0, ge=0)
+    """On SIGTERM, go on serving this long (``/readyz`` answers 503) before the listener
+    closes: a Service's endpoints and kube-proxy take a moment to stop sending new connections
+    to a terminating pod (the chart sets 3). SIGINT (Ctrl-C) does not wait."""
+
     head_timeout_seconds: float = pydantic.Field(default=10.0, gt=0)
     """A connection's first request line and headers must have arrived within this, else it
     is closed (a slow-loris client holds nothing longer)."""

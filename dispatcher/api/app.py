@@ -57,6 +57,7 @@ def create_app(
     app[app_keys.STORE] = store
     app[app_keys.REGISTRY] = registry
     app[app_keys.STOPPING] = stopping
+    app[app_keys.DRAINING] = asyncio.Event()
     app[app_keys.SUBMITTER] = Submitter(
         backend=backend,
         store=store,

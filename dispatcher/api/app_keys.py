@@ -19,5 +19,7 @@ STORE = web.AppKey("store", Store)
 SUBMITTER = web.AppKey("submitter", Submitter)
 EVENT_STREAM = web.AppKey("event_stream", EventStream)
 REGISTRY = web.AppKey("registry", metrics.Registry)
+# Set on SIGTERM while the server goes on serving for shutdown_delay_seconds: not ready.
+DRAINING = web.AppKey("draining", asyncio.Event)
 # Set when the server shuts down, so open event streams end instead of holding it up.
 STOPPING = web.AppKey("stopping", asyncio.Event)

@@ -147,6 +147,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[app_keys.DRAINING].is_set():
+        return web.json_response({"draining": True}, status=503)
     checks = {"redis": await _redis_ready(request), "backend": await _backend_ready(request)}
     return web.json_response(checks, status=200 if all(checks.values()) else 503)
 

@@ -161,8 +161,11 @@ def process_gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
-        return f.read().split(") ", 1)[1].startswith("Z")
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie is gone for our purposes
+            return f.read().split(") ", 1)[1].startswith("Z")
+    except FileNotFoundError:
+        return True  # reaped between the two looks
 
 
 async def test_stopping_the_dispatcher_cancels_what_it_holds(
