@@ -30,6 +30,14 @@ LOG_FILE = "server.log"
 PORT_ATTEMPTS = 3
 
 
+def server_args(binary: str, port: int, directory: pathlib.Path, appendfsync: str) -> list[str]:
+    """A Redis-compatible server on loopback, its append-only file in ``directory``, no RDB."""
+    return [
+        binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+        "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
+    ]  # fmt: skip
+
+
 class EmbeddedRedisError(RuntimeError):
     """The server could not be started (binary missing, directory in use, no PING)."""
 
@@ -127,19 +135,7 @@ class EmbeddedRedis:
 
     def _spawn(self) -> None:
         args = [
-            server_binary(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--dir",
-            str(self.directory),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            self._appendfsync,
-            "--save",
-            "",
+            *server_args(server_binary(), self.port, self.directory, self._appendfsync),
             "--daemonize",
             "no",
         ]

@@ -10,8 +10,7 @@ operator names a tenant's evaluation ``TENANT~ID``.
 import dataclasses
 import hmac
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import pydantic
 
@@ -130,12 +129,3 @@ class TokenTable:
             if hmac.compare_digest(token, candidate) and found is None:
                 found = who
         return found
-
-
-def present(body: Mapping[str, Any]) -> dict[str, Any]:
-    """An event as the API shows it (``Record.public`` does the same for records): the id as
-    its tenant names it, and the tenant beside it (null: an operator's own)."""
-    shown = dict(body)
-    tenant, shown["eval_id"] = tenancy.split(str(body.get("eval_id", "")))
-    shown["tenant"] = tenant or None
-    return shown

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import time
 
+from dispatcher import embedded_redis
+
 
 def server_binary() -> str:
     explicit = os.environ.get("CRUCIBLE_TEST_REDIS_SERVER")
@@ -41,19 +43,7 @@ class RedisProcess:
     def start(self, timeout: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
-            server_binary(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--dir",
-            str(self.directory),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
+            *embedded_redis.server_args(server_binary(), self.port, self.directory, "always"),
             "--protected-mode",
             "no",
         ]

@@ -10,6 +10,8 @@ with the tenant beside it.
 """
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 SEPARATOR = "~"
 # A tenant's name: a DNS label, short enough to be a Kubernetes label value and a metric label.
@@ -30,3 +32,12 @@ def split(qualified: str) -> tuple[str, str]:
     """``(tenant, id)`` of a qualified id; the tenant is ``OPERATOR`` for a bare id."""
     tenant, separator, eval_id = qualified.partition(SEPARATOR)
     return (tenant, eval_id) if separator else (OPERATOR, qualified)
+
+
+def present(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A record or event as the API shows it: the id as its tenant names it, the tenant
+    beside it (None: an operator's own)."""
+    shown = dict(body)
+    tenant, shown["eval_id"] = split(str(body.get("eval_id", "")))
+    shown["tenant"] = tenant or None
+    return shown

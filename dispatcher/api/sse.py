@@ -18,7 +18,7 @@ from contextlib import suppress
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import errors, tenants
+from dispatcher import errors
 from dispatcher.api import queries
 from dispatcher.store import stream_reads
 from dispatcher.store.store import Store
@@ -49,7 +49,7 @@ def message(entry: stream_reads.Entry) -> tuple[bytes, End]:
     # The id as the tenant names it, the tenant beside it; JSON text holds no raw newline.
     # UTF-8 as stored (escaping every non-ASCII character would make a line up to 12x longer);
     # a lone surrogate, which UTF-8 cannot carry, goes out as its JSON escape.
-    text_json = json.dumps(tenants.present(event), separators=(",", ":"), ensure_ascii=False)
+    text_json = json.dumps(tenancy.present(event), separators=(",", ":"), ensure_ascii=False)
     data = text_json.encode("utf-8", "backslashreplace")
     text = b"id: %s\nevent: %s\ndata: %s\n\n" % (entry_id, kind.encode(), data)
     if kind not in _TERMINAL:

@@ -13,16 +13,16 @@ time, for the response to write as they come. 8 MiB of output never sits in memo
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio
 
 from wire import keys
 
-_CHUNK = 1000
 # Entries read at once: output chunks are up to a sidecar batch (256 KiB) each.
 _PAGE = 8
 STREAMS = ("stdout", "stderr")
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,41 +35,43 @@ class Output:
 def assemble(chunks: Iterable[dict[str, Any]], *, capped: bool = False) -> Output:
     """``chunks``: output events as dicts (stream, offset, data). ``capped``: the producer said
     it cut the output (a terminal event's ``truncated``)."""
-    by_stream: dict[str, dict[int, str]] = {name: {} for name in STREAMS}
+    by_stream: dict[str, dict[int, tuple[str, int]]] = {name: {} for name in STREAMS}
     for chunk in chunks:
-        name, offset, data = chunk.get("stream"), chunk.get("offset"), chunk.get("data")
-        if name in by_stream and isinstance(offset, int) and isinstance(data, str):
-            by_stream[name].setdefault(offset, data)
+        piece = _piece(chunk)
+        if piece is not None:
+            name, offset, data = piece
+            by_stream[name].setdefault(offset, (data, _size(data)))
     texts: dict[str, str] = {}
     holes = False
     for name, pieces in by_stream.items():
-        expected = 0
-        parts: list[str] = []
-        for offset in sorted(pieces):
-            # Replacement characters make a chunk's text longer in bytes than the raw bytes it
-            # came from, so only a start past the expected offset is certainly a hole.
-            holes = holes or offset > expected
-            parts.append(pieces[offset])
-            expected = offset + len(pieces[offset].encode("utf-8", "surrogatepass"))
-        texts[name] = "".join(parts)
+        parts, gap = _in_order(pieces)
+        texts[name], holes = "".join(parts), holes or gap
     return Output(texts["stdout"], texts["stderr"], truncated=capped or holes)
 
 
-async def read(client: redis.asyncio.Redis, eval_id: str) -> Output:
-    chunks: list[dict[str, Any]] = []
-    capped = False
-    start = "-"
-    while True:
-        entries = await client.xrange(keys.eval_stream(eval_id), min=start, count=_CHUNK)
-        for _, fields in entries:
-            event = json.loads(fields[keys.EVENT_FIELD.encode()])
-            if event.get("type") == "output":
-                chunks.append(event)
-            elif event.get("truncated") is True:
-                capped = True
-        if len(entries) < _CHUNK:
-            return assemble(chunks, capped=capped)
-        start = "(" + entries[-1][0].decode()
+def _piece(event: dict[str, Any]) -> tuple[str, int, str] | None:
+    """(stream, offset, data) of an output event, None for anything else."""
+    name, offset, data = event.get("stream"), event.get("offset"), event.get("data")
+    if name in STREAMS and isinstance(offset, int) and isinstance(data, str):
+        return str(name), offset, data
+    return None
+
+
+def _size(data: str) -> int:
+    return len(data.encode("utf-8", "surrogatepass"))
+
+
+def _in_order(pieces: dict[int, tuple[_T, int]]) -> tuple[list[_T], bool]:
+    """The pieces' items by offset, and whether a hole lies before or between them."""
+    expected, holes, ordered = 0, False, []
+    for offset in sorted(pieces):
+        item, size = pieces[offset]
+        # Replacement characters make a chunk's text longer in bytes than the raw bytes it
+        # came from, so only a start past the expected offset is certainly a hole.
+        holes = holes or offset > expected
+        ordered.append(item)
+        expected = offset + size
+    return ordered, holes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,25 +90,20 @@ async def plan(client: redis.asyncio.Redis, eval_id: str) -> Plan:
         entries = await client.xrange(keys.eval_stream(eval_id), min=start, count=_PAGE)
         for entry_id, fields in entries:
             event = json.loads(fields[keys.EVENT_FIELD.encode()])
-            name, offset, data = event.get("stream"), event.get("offset"), event.get("data")
-            if event.get("type") != "output":
+            piece = _piece(event) if event.get("type") == "output" else None
+            if piece is not None:
+                name, offset, data = piece
+                by_stream[name].setdefault(offset, (entry_id, _size(data)))
+            elif event.get("type") != "output":
                 capped = capped or event.get("truncated") is True
-            elif name in by_stream and isinstance(offset, int) and isinstance(data, str):
-                size = len(data.encode("utf-8", "surrogatepass"))
-                by_stream[name].setdefault(offset, (entry_id, size))
         if len(entries) < _PAGE:
             break
         start = "(" + entries[-1][0].decode()
-    holes = False
     ordered: dict[str, list[bytes]] = {}
+    holes = False
     for name, pieces in by_stream.items():
-        expected = 0
-        ordered[name] = []
-        for offset in sorted(pieces):
-            entry_id, size = pieces[offset]
-            holes = holes or offset > expected  # as ``assemble`` judges it
-            ordered[name].append(entry_id)
-            expected = offset + size
+        ordered[name], gap = _in_order(pieces)
+        holes = holes or gap
     return Plan(ordered, truncated=capped or holes)
 
 

@@ -68,8 +68,8 @@ class Summary(pydantic.BaseModel):
     correction: str | None = None
 
     def public(self) -> dict[str, Any]:
-        """As the API shows it: the caller's id with the tenant beside it (``tenants.present``)."""
-        return _shown(self.model_dump(mode="json", exclude=_PRIVATE))
+        """As the API shows it: the caller's id with the tenant beside it."""
+        return tenancy.present(self.model_dump(mode="json", exclude=_PRIVATE))
 
 
 class Record(Summary):
@@ -92,9 +92,3 @@ _PRIVATE = {"request_digest", "last_seq"}
 # The record fields a listing reads from Redis (HMGET), nothing more.
 SUMMARY_FIELDS = tuple(Summary.model_fields)
 assert not _PRIVATE & set(SUMMARY_FIELDS)
-
-
-def _shown(body: dict[str, Any]) -> dict[str, Any]:
-    tenant, body["eval_id"] = tenancy.split(str(body["eval_id"]))
-    body["tenant"] = tenant or None
-    return body

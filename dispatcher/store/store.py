@@ -244,9 +244,10 @@ class Store:
         """Newest first; ``tenant`` None: every tenant's (an operator's view)."""
         if tenant is None:
             index = INDEX if status is None else status_index(status)
+        elif status is None:
+            index = keys.tenant_index(tenant)
         else:
-            tenant_keys = tenant_indexes(tenant)
-            index = tenant_keys[0] if status is None else tenant_keys[1 + STATUSES.index(status)]
+            index = keys.tenant_status_index(tenant, status.value)
         ids = await self._page_ids(index, limit + 1, cursor)
         async with self._client.pipeline(transaction=False) as pipe:
             for eval_id, _ in ids[:limit]:

@@ -18,18 +18,10 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any
 
 import pytest
-import redis.asyncio
 
-from dispatcher.api.app import create_app
-from dispatcher.api.ingest import SidecarLink
-from dispatcher.backends.local.backend import LocalBackend
-from dispatcher.backends.local.config import LocalConfig
-from dispatcher.store.publish import Publisher
-from tests import redisproc
-from tests.integration.dispatcher.conftest import AppClient, make_settings
+from tests.integration.dispatcher.conftest import AppClient, ClientFactory
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -45,26 +37,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
-async def live_api(
-    redis_client: redis.asyncio.Redis, aiohttp_client: Any, redis_url: str, tmp_path: pathlib.Path
-) -> AppClient:
-    port = redisproc.free_port()
-    settings = make_settings(
-        redis_url,
-        port=port,
-        api_tokens=[TOKEN],
-        sse_verify_wait_seconds=0.5,
-        local={"work_root": str(tmp_path / "work"), "concurrency": 0, "queue_size": 100_000},
-    )
-    backend = LocalBackend(
-        LocalConfig(**settings.local.model_dump()),
-        redis_url=redis_url,
-        publisher=Publisher(redis_client, settings.streams),
-        link=SidecarLink(url=settings.sidecar_url(), key=settings.ingest_key_bytes()),
-    )
-    app = create_app(settings, backend, redis_client)
-    client: AppClient = await aiohttp_client(app, server_kwargs={"port": port})
-    return client
+async def live_api(local_api: ClientFactory) -> AppClient:
+    overrides = {"api_tokens": [TOKEN], "sse_verify_wait_seconds": 0.5}
+    return await local_api(overrides, concurrency=0, queue_size=100_000)
 
 
 async def cancel_what_waits(api: AppClient) -> None:
