@@ -124,3 +124,49 @@ def test_output_is_capped_where_it_leaves_the_pod(release: Release) -> None:
     assert "done" in output["stderr"]
     stored = _memory(release, f"crucible:events:{record['eval_id']}")
     assert stored < 3 * CAP, stored
+
+
+PROGRAM_ATTACK = r"""
+import json, os, sys, urllib.error, urllib.request
+seen = {}
+try:
+    with open("/crucible/run/program.py", "a") as f:  # its own program: change it?
+        f.write("print('rewritten')\n")
+    seen["rewrite"] = "written"
+except OSError as e:
+    seen["rewrite"] = type(e).__name__
+victim = os.environ["ATTACK_VICTIM"]
+url = os.environ["ATTACK_DISPATCHER"] + "/ingest/v1/evaluations/%s/code" % victim
+made_up = {"Authorization": "Bearer " + "0" * 64}
+for name, headers in (("no_token", {}), ("made_up_token", made_up)):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            seen[name] = [r.status, r.read().decode(errors="replace")[:200]]
+    except urllib.error.HTTPError as e:
+        seen[name] = [e.code, e.read().decode(errors="replace")[:200]]
+    except OSError as e:
+        seen[name] = [0, type(e).__name__]
+print(json.dumps(seen), file=sys.stderr)
+"""
+
+
+def test_code_cannot_rewrite_its_program_or_fetch_anothers(release: Release) -> None:
+    """The program file is in a volume the main container mounts read-only, and a program is
+    served only for its own evaluation's token, which user code does not hold."""
+    secret = f"victim-secret-{secrets.token_hex(4)}"
+    victim = release.api.submit_ok(code=f"import time\nprint({secret!r})\ntime.sleep(8)")
+    env = {
+        "ATTACK_DISPATCHER": attacks.service_url(release, "dispatcher", 8080),
+        "ATTACK_VICTIM": victim["eval_id"],
+    }
+    attacker = release.api.submit_ok(code=PROGRAM_ATTACK, env=env)
+    done = release.api.wait_verified(attacker["eval_id"])
+    seen = attacks.last_json(release.api.output(attacker["eval_id"])["stderr"])
+    assert done["status"] == "completed", done
+    assert seen["rewrite"] == "OSError", seen  # EROFS: the run volume is read-only here
+    for attempt in ("no_token", "made_up_token"):
+        status, body = seen[attempt]
+        assert status in (0, 401), (attempt, seen)  # refused, or not even reachable
+        assert secret not in body
+    assert "rewritten" not in done["output"]
+    assert release.api.wait_verified(victim["eval_id"])["output"] == f"{secret}\n"
