@@ -10,6 +10,10 @@ already in --namespace), then measures, all on this machine's clock:
   * create -> Job complete (seen by a watch) for the same evaluations, and for --count plain
     Jobs with the same image, command and security context but no wrapper, init container or
     sidecar: the difference is the instrumentation's overhead.
+And where the difference goes: the kubelet's own runtime metrics (``kubelet_runtime_operations_
+duration_seconds``, read through the API server before and after each batch) give, per pod, how
+many containers it created and started and what each such operation took on this node: the
+instrumentation's init container and sidecar are container starts the bare Job does not make.
 Prints a table and writes bench/results/cluster_latency.json.
 """
 
@@ -20,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
 import sys
 import threading
@@ -78,6 +83,40 @@ class JobWatch:
             if not self.changed.wait_for(lambda: name in self.finished, timeout=timeout):
                 raise TimeoutError(f"job {name} not complete after {timeout}s")
             return self.finished[name]
+
+
+_RUNTIME_OP = re.compile(
+    r'^kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(\w+)"\} (\S+)$'
+)
+_OPS = ("run_podsandbox", "create_container", "start_container")
+
+
+def runtime_ops() -> dict[str, tuple[float, float]]:
+    """The kubelet's (seconds, count) per runtime operation so far, summed over the nodes."""
+    totals: dict[str, list[float]] = {op: [0.0, 0.0] for op in _OPS}
+    for node in kube.kubectl_json("get", "nodes")["items"]:
+        name = node["metadata"]["name"]
+        text = kube.kubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/metrics", timeout=60)
+        for line in text.splitlines():
+            match = _RUNTIME_OP.match(line)
+            if match and match.group(2) in totals:
+                totals[match.group(2)][0 if match.group(1) == "sum" else 1] += float(match[3])
+    return {op: (seconds, count) for op, (seconds, count) in totals.items()}
+
+
+def per_pod(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], pods: int
+) -> dict[str, dict[str, float]]:
+    """Per pod of a batch: how often each operation ran and its mean duration."""
+    result = {}
+    for op in _OPS:
+        seconds = after[op][0] - before[op][0]
+        count = after[op][1] - before[op][1]
+        result[op] = {
+            "per_pod": round(count / pods, 2),
+            "mean_seconds": round(seconds / count, 4) if count else 0.0,
+        }
+    return result
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -192,18 +231,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             api = Dispatcher(f"http://{host}:{port}", token)
             one_evaluation(api, watch)  # warm-up: first pod of each image, not measured
             one_plain(batch, namespace, watch)
+            ops_before = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 evaluations = list(
                     pool.map(lambda _: one_evaluation(api, watch), range(args.count))
                 )
             instrumented_seconds = time.time() - started
+            ops_between = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 plain = list(
                     pool.map(lambda _: one_plain(batch, namespace, watch), range(args.count))
                 )
             plain_seconds = time.time() - started
+            ops_after = runtime_ops()
     finally:
         watch.stop.set()
         if not args.namespace and not args.keep:
@@ -220,6 +262,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "overhead_create_to_complete_seconds": {
             "p50": round(instrumented["create_to_job_complete"]["p50"] - plain_summary["p50"], 4),
             "p99": round(instrumented["create_to_job_complete"]["p99"] - plain_summary["p99"], 4),
+        },
+        "kubelet_runtime_operations": {
+            "instrumented": per_pod(ops_before, ops_between, args.count),
+            "plain": per_pod(ops_between, ops_after, args.count),
         },
         "throughput_per_minute": {
             "instrumented": round(args.count / instrumented_seconds * 60, 1),
@@ -250,6 +296,10 @@ def main() -> int:
     overhead = result["overhead_create_to_complete_seconds"]
     print(f"{'instrumentation overhead':<34}{overhead['p50']:>10.3f}{overhead['p99']:>10.3f}")
     print(f"throughput per minute: {result['throughput_per_minute']}")
+    print("kubelet runtime operations per pod (count x mean seconds):")
+    for kind, ops in result["kubelet_runtime_operations"].items():
+        shown = ", ".join(f"{op} {v['per_pod']} x {v['mean_seconds']:.3f}" for op, v in ops.items())
+        print(f"  {kind:<13} {shown}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

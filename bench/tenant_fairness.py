@@ -31,6 +31,8 @@ from typing import Any
 
 import aiohttp
 
+import crucible
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import latency
 
@@ -82,9 +84,7 @@ async def drain(session: aiohttp.ClientSession, base: str) -> None:
     while True:
         async with session.get(f"{base}/v1/evaluations?limit=500", headers=ACME) as response:
             items = (await response.json())["items"]
-        open_ids = [
-            i["eval_id"] for i in items if i["status"] in ("accepted", "scheduled", "running")
-        ]
+        open_ids = [i["eval_id"] for i in items if i["status"] not in crucible.TERMINAL]
         if not open_ids:
             return
         for eval_id in open_ids:

@@ -13,8 +13,9 @@ from typing import Any, Self, TypeVar
 from crucible import errors
 
 TERMINAL = frozenset({"completed", "failed", "timeout", "cancelled", "error"})
-STATUSES = frozenset({"accepted", "scheduled", "pending", "running", *TERMINAL})
-EVENT_TYPES = frozenset({"accepted", "scheduled", "pending", "running", "output", *TERMINAL})
+_PROGRESS = ("accepted", "queued", "scheduled", "pending", "running")
+STATUSES = frozenset({*_PROGRESS, *TERMINAL})
+EVENT_TYPES = frozenset({*_PROGRESS, "output", *TERMINAL})
 # How an operator names a tenant's evaluation: TENANT~ID.
 TENANT_SEPARATOR = "~"
 _T = TypeVar("_T")
@@ -52,6 +53,8 @@ class Evaluation:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created_at: float | None = None
     job_name: str | None = None
+    queue_position: int | None = None
+    """While ``queued``: 1 for the next to start."""
     scheduled_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -105,6 +108,8 @@ class Event:
     ts: float | None = None
     source: str | None = None
     job_name: str | None = None
+    position: int | None = None
+    """``queued`` events: the queue position (1 = next to start)."""
     reason: str | None = None
     started_at: float | None = None
     stream: str | None = None

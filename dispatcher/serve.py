@@ -8,8 +8,9 @@ import signal
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher.api import app_keys, head_guard, ingest
+from dispatcher.api import app_keys, ingest
 from dispatcher.api.app import create_app
+from dispatcher.api.http import head_guard
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
@@ -108,5 +109,10 @@ def make_backend(
     from dispatcher.backends.kube.backend import KubernetesBackend
 
     return KubernetesBackend(
-        settings.kubernetes, redis_client=client, publisher=publisher, link=link
+        settings.kubernetes,
+        redis_client=client,
+        publisher=publisher,
+        link=link,
+        tenant_caps=settings.tenants.running_caps(),
+        record_ttl_seconds=settings.record_ttl_seconds,
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import pydantic
 
-from dispatcher.api import patterns
+from dispatcher.api.schema import patterns
 from wire import tenancy
 
 
@@ -25,7 +25,8 @@ class TenantLimits(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
 
     active_max: int | None = pydantic.Field(default=100, ge=1)
-    """Its evaluations not yet ended (accepted, scheduled, pending, running); None: no limit."""
+    """Its evaluations not yet ended (accepted, queued, scheduled, pending, running); None: no
+    limit."""
 
     submissions_per_second: float | None = pydantic.Field(default=20.0, gt=0)
     """Sustained rate of new submissions (a token bucket); None: no limit."""
@@ -35,6 +36,10 @@ class TenantLimits(pydantic.BaseModel):
 
     streams_max: int | None = pydantic.Field(default=100, ge=1)
     """Event streams (SSE) it holds open on one dispatcher; None: no limit."""
+
+    running_max: int | None = pydantic.Field(default=None, ge=1)
+    """Its evaluations admitted to run at once on Kubernetes (the rest wait ``queued``); None:
+    only the backend's ``max_running`` bounds it."""
 
 
 class TenantsConfig(pydantic.BaseModel):
@@ -63,6 +68,16 @@ class TenantsConfig(pydantic.BaseModel):
         if override is None:
             return self.defaults
         return self.defaults.model_copy(update=override.model_dump(exclude_unset=True))
+
+    def running_caps(self) -> tuple[int, dict[str, int]]:
+        """``running_max`` as the admission script takes it: the default and the tenants that
+        differ from it (0: no cap; an operator, tenant "", has none)."""
+        default = self.defaults.running_max or 0
+        caps = {"": 0}
+        for name in self.limits:
+            limits = self.for_tenant(name)
+            caps[name] = (limits.running_max or 0) if limits else 0
+        return default, {name: cap for name, cap in caps.items() if cap != default}
 
 
 class TokenEntryError(ValueError):

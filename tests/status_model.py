@@ -6,11 +6,13 @@ orders (tests/integration/dispatcher/test_status_script.py). Change both togethe
 
 The rules:
 - an event whose ``seq`` is not above the record's ``last_seq`` is a replay: ignored;
-- progress (accepted < scheduled < pending < running) never goes back, and never overwrites a
-  terminal status; ``job_name``, ``scheduled_at`` and ``started_at`` are recorded even when the
-  status does not move (the backend's ``scheduled`` can arrive after the sidecar's ``running``);
+- progress (accepted < queued < scheduled < pending < running) never goes back, and never
+  overwrites a terminal status; ``job_name``, ``scheduled_at`` and ``started_at`` are recorded
+  even when the status does not move (the backend's ``scheduled`` can arrive after the sidecar's
+  ``running``);
   after an end, a ``running`` event only fills in a missing ``started_at`` (from its own
-  ``started_at``: the time such a late event was sent is no start time);
+  ``started_at``: the time such a late event was sent is no start time); a ``queued`` event
+  sets ``queue_position``, which goes when the status leaves ``queued``;
 - the first terminal event sets the status and the verdict fields (exit_code, signal,
   duration_seconds, output, error, truncated, reason) exactly as it gives them;
 - a later terminal event that is ``verified`` and from the dispatcher confirms it once: sets
@@ -35,9 +37,10 @@ from wire.events import Event, EventType
 
 PROGRESS_RANK = {
     Status.ACCEPTED: 0,
-    Status.SCHEDULED: 1,
-    Status.PENDING: 2,
-    Status.RUNNING: 3,
+    Status.QUEUED: 1,
+    Status.SCHEDULED: 2,
+    Status.PENDING: 3,
+    Status.RUNNING: 4,
 }
 VERDICT_FIELDS = (
     "exit_code",
@@ -80,6 +83,8 @@ def transition(record: Mapping[str, Any], event: Event) -> Changes | None:
         if confirms(record, event):
             changes.update(_confirmation(record, status, event))
         changes.update(_fill_in(record, event, changes))
+    if status is Status.QUEUED and changes.get("status", status) is not status:
+        changes["queue_position"] = None  # only a queued evaluation has a position
     return changes
 
 
@@ -101,6 +106,8 @@ def _progress(status: Status, event: Event) -> Changes:
             changes["status"] = new
         if new is Status.PENDING and event.reason is not None:
             changes["reason"] = event.reason
+        if new is Status.QUEUED and event.position is not None:
+            changes["queue_position"] = event.position
         if new is Status.RUNNING:
             changes["reason"] = None
     return changes

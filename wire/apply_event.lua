@@ -1,14 +1,16 @@
 -- Applies one event to an evaluation record. Owner: dispatcher/store.py. The rules are stated
 -- in tests/status_model.py, the differential model this script is tested against.
--- KEYS: 1 record hash, 2..10 status index sorted sets in the order of STATUSES below, 11..19
---       the same of the record's tenant
+-- KEYS: 1 record hash, 2..11 status index sorted sets in the order of STATUSES below, 12..21
+--       the same of the record's tenant, 22 the Kubernetes backend's admitted evaluations,
+--       23 its tenant's (an end frees the admission slot at once, in the same step)
 -- ARGV: 1 seq, 2 type, 3 source, 4 '1' if the event says verified, 5 ts (JSON),
 --       6.. name, JSON value pairs of the event's fields that are set
 -- Record hash values are JSON texts. Returns 1 if the record changed, 0 if not (no record,
 -- or a replay).
-local STATUSES = {'accepted', 'scheduled', 'pending', 'running', 'completed', 'failed',
-                  'timeout', 'cancelled', 'error'}
-local RANK = {accepted = 0, scheduled = 1, pending = 2, running = 3}
+local STATUSES = {'accepted', 'queued', 'scheduled', 'pending', 'running', 'completed',
+                  'failed', 'timeout', 'cancelled', 'error'}
+local RANK = {accepted = 0, queued = 1, scheduled = 2, pending = 3, running = 4}
+local ADMITTED = 2 + 2 * #STATUSES
 local TERMINAL = {completed = true, failed = true, timeout = true, cancelled = true, error = true}
 local VERDICT = {'exit_code', 'signal', 'duration_seconds', 'output', 'error', 'truncated',
                  'reason'}
@@ -58,6 +60,7 @@ local function progress()
   if RANK[etype] >= RANK[status] then
     new_status = etype
     if etype == 'pending' and ev.reason then set.reason = ev.reason end
+    if etype == 'queued' and ev.position then set.queue_position = ev.position end
     if etype == 'running' then table.insert(del, 'reason') end
   end
 end
@@ -133,6 +136,7 @@ end
 
 if new_status ~= status then
   set.status = cjson.encode(new_status)
+  if status == 'queued' then table.insert(del, 'queue_position') end
   local score = tonumber(cjson.decode(redis.call('HGET', key, 'created_at')))
   local eval_id = cjson.decode(redis.call('HGET', key, 'eval_id'))
   for i, name in ipairs(STATUSES) do
@@ -140,6 +144,10 @@ if new_status ~= status then
       if name == status then redis.call('ZREM', KEYS[i + offset], eval_id) end
       if name == new_status then redis.call('ZADD', KEYS[i + offset], score, eval_id) end
     end
+  end
+  if TERMINAL[new_status] then
+    redis.call('ZREM', KEYS[ADMITTED], eval_id)
+    redis.call('ZREM', KEYS[ADMITTED + 1], eval_id)
   end
 end
 local pairs_out = {}

@@ -1,9 +1,9 @@
 -- Creates an evaluation record unless one exists, within its tenant's limits. Owner:
 -- dispatcher/store/store.py (create_keys, create_args).
 -- KEYS: 1 record hash, 2 index of all records, 3 index of its status, 4 its tenant's index of
---       all, 5 its tenant's index of that status, 6 the set of tenants, 7..10 its tenant's
---       indexes of the statuses not yet ended (accepted, scheduled, pending, running),
---       11 its tenant's submission bucket (hash: tokens, at)
+--       all, 5 its tenant's index of that status, 6 the set of tenants, 7..11 its tenant's
+--       indexes of the statuses not yet ended (accepted, queued, scheduled, pending, running),
+--       12 its tenant's submission bucket (hash: tokens, at)
 -- ARGV: 1 ttl seconds, 2 created_at (index score), 3 eval_id, 4 creation nonce, 5 tenant,
 --       6 most evaluations not yet ended (0 = no limit), 7 submissions per second (0 = no
 --       limit), 8 burst, 9.. field, JSON value pairs
@@ -20,7 +20,7 @@ end
 local active_max = tonumber(ARGV[6])
 if active_max > 0 then
   local active = 0
-  for i = 7, 10 do active = active + redis.call('ZCARD', KEYS[i]) end
+  for i = 7, 11 do active = active + redis.call('ZCARD', KEYS[i]) end
   if active >= active_max then return {2, 'active', ''} end
 end
 
@@ -29,7 +29,7 @@ local tokens, now
 if rate > 0 then
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
-  local bucket = redis.call('HMGET', KEYS[11], 'tokens', 'at')
+  local bucket = redis.call('HMGET', KEYS[12], 'tokens', 'at')
   tokens = tonumber(bucket[1]) or burst
   local at = tonumber(bucket[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
@@ -44,7 +44,7 @@ redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[6], ARGV[5])
 if rate > 0 then
-  redis.call('HSET', KEYS[11], 'tokens', tostring(tokens - 1), 'at', tostring(now))
-  redis.call('EXPIRE', KEYS[11], math.ceil(burst / rate) + 1)
+  redis.call('HSET', KEYS[12], 'tokens', tostring(tokens - 1), 'at', tostring(now))
+  redis.call('EXPIRE', KEYS[12], math.ceil(burst / rate) + 1)
 end
 return {1, '', ''}

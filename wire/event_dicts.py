@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 
 # The values of ``wire.events.EventType``.
 ACCEPTED = "accepted"
+QUEUED = "queued"
 SCHEDULED = "scheduled"
 PENDING = "pending"
 RUNNING = "running"
@@ -34,7 +35,19 @@ TIMEOUT = "timeout"
 CANCELLED = "cancelled"
 ERROR = "error"
 TYPES = frozenset(
-    {ACCEPTED, SCHEDULED, PENDING, RUNNING, OUTPUT, COMPLETED, FAILED, TIMEOUT, CANCELLED, ERROR}
+    {
+        ACCEPTED,
+        QUEUED,
+        SCHEDULED,
+        PENDING,
+        RUNNING,
+        OUTPUT,
+        COMPLETED,
+        FAILED,
+        TIMEOUT,
+        CANCELLED,
+        ERROR,
+    }
 )
 TERMINAL_TYPES = frozenset({COMPLETED, FAILED, TIMEOUT, CANCELLED, ERROR})
 
@@ -45,6 +58,7 @@ STREAMS = frozenset({"stdout", "stderr"})
 # takes (a float field takes an int too; a bool is never a number).
 OPTIONAL_FIELDS: dict[str, type] = {
     "job_name": str,
+    "position": int,
     "reason": str,
     "started_at": float,
     "stream": str,

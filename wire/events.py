@@ -1,7 +1,8 @@
 """The event schema: one owner for what every producer publishes and every consumer reads.
 
 Producers are the sidecar (``running``, ``output``, the first terminal verdict) and the
-dispatcher (``accepted``, ``scheduled``, ``pending``, verified verdicts, cancels, errors).
+dispatcher (``accepted``, ``queued``, ``scheduled``, ``pending``, verified verdicts, cancels,
+errors).
 ``v`` and ``seq`` are not set here: the publish script stamps them inside Redis, so ``seq``
 increases per evaluation across both producers and is never reused (see ``wire.keys``).
 """
@@ -21,6 +22,7 @@ SCHEMA_VERSION = event_dicts.SCHEMA_VERSION
 class EventType(enum.StrEnum):
     # The values are spelled once, in ``event_dicts`` (the sidecar's standard-library side).
     ACCEPTED = event_dicts.ACCEPTED
+    QUEUED = event_dicts.QUEUED
     SCHEDULED = event_dicts.SCHEDULED
     PENDING = event_dicts.PENDING
     RUNNING = event_dicts.RUNNING
@@ -66,6 +68,9 @@ class Event(pydantic.BaseModel):
     source: Source
     # accepted / scheduled
     job_name: str | None = None
+    # queued: 1 for the next to start, counted in the order the admission queue serves
+    # tenants (round robin), when the event was published
+    position: int | None = pydantic.Field(default=None, ge=1)
     # pending / timeout / cancelled / error, and failed when the kubelet gives one (OOMKilled)
     reason: str | None = None
     # running

@@ -15,6 +15,18 @@
     crucible:pub:{eval_id}      hash, publish metadata: the seq counter, the first terminal seq and
                                 verdict, bytes a producer has used, and the dedup tokens
     crucible:kube:cancel:{eval_id}  string, a cancel's tombstone (the Kubernetes backend)
+    crucible:{queue}:...        the Kubernetes backend's admission queue, one hash tag so that
+                                its scripts touch one Redis Cluster slot (``wire/admission``):
+      :order                    sorted set of every queued eval_id, score its arrival number
+      :arrivals                 counter, the last arrival number given
+      :tenant:{tenant}          sorted set of one tenant's queued eval_ids, same scores
+      :turns                    list of the tenants with queued evaluations, in serving order
+      :specs                    hash, eval_id -> the submission to create its Job from (JSON)
+      :admitted[:{tenant}]      sorted set of the admitted evaluations not yet ended (all, and
+                                one tenant's), score the admission time; an end removes them
+                                (``apply_event.lua``)
+    crucible:epoch              string, present in a Redis that has kept its data: a Redis
+                                without it lost everything (records are rebuilt from Jobs)
     crucible:local:inflight     hash, the local backend's running evaluations and their owners
     evaluation:running|completed|failed   pub/sub channels of the original design
 
@@ -31,6 +43,18 @@ EVENT_FIELD = "event"
 FULL_EVENT_FIELD = "full"
 
 LOCAL_INFLIGHT = "crucible:local:inflight"
+EPOCH = "crucible:epoch"
+
+QUEUE_PREFIX = "crucible:{queue}:"
+QUEUE_ORDER = QUEUE_PREFIX + "order"
+QUEUE_ARRIVALS = QUEUE_PREFIX + "arrivals"
+QUEUE_TURNS = QUEUE_PREFIX + "turns"
+QUEUE_SPECS = QUEUE_PREFIX + "specs"
+# The admission scripts name a tenant's keys themselves (they serve every tenant in one step):
+# these prefixes + the tenant.
+QUEUE_TENANT_PREFIX = QUEUE_PREFIX + "tenant:"
+ADMITTED = QUEUE_PREFIX + "admitted"
+ADMITTED_TENANT_PREFIX = ADMITTED + ":"
 
 LEGACY_RUNNING = "evaluation:running"
 LEGACY_COMPLETED = "evaluation:completed"
@@ -63,6 +87,14 @@ def eval_stream(eval_id: str) -> str:
 
 def publish_meta(eval_id: str) -> str:
     return f"crucible:pub:{eval_id}"
+
+
+def tenant_queue(tenant: str) -> str:
+    return QUEUE_TENANT_PREFIX + tenant
+
+
+def tenant_admitted(tenant: str) -> str:
+    return ADMITTED_TENANT_PREFIX + tenant
 
 
 def cancel_tombstone(eval_id: str) -> str:

@@ -10,3 +10,12 @@ def _read(name: str) -> str:
 PUBLISH = _read("publish.lua")
 CREATE_RECORD = _read("create_record.lua")
 APPLY_EVENT = _read("apply_event.lua")
+
+# The Kubernetes backend's admission queue; the scripts that place an evaluation share one
+# position function (Redis scripts cannot call each other).
+_POSITION = _read("admission/position.lua")
+ENQUEUE = _POSITION + _read("admission/enqueue.lua")
+QUEUE_POSITION = _POSITION + _read("admission/queue_position.lua")
+ADMIT = _read("admission/admit.lua")
+WITHDRAW = _read("admission/withdraw.lua")
+REQUEUE = _read("admission/requeue.lua")

@@ -1,1 +1,1 @@
-"""The HTTP API: the aiohttp application, its handlers, validation, SSE and the sidecars' ingest."""
+"""The HTTP API: app, handlers and ingest here; ``http``, ``schema``, ``streams``, ``ui`` below."""

@@ -13,9 +13,12 @@ import redis.asyncio
 from aiohttp import web
 
 from dispatcher import metrics, tenants
-from dispatcher.api import app_keys, handlers, ingest, middlewares
-from dispatcher.api.sse import EventStream
+from dispatcher.api import app_keys, handlers, ingest, service_config
+from dispatcher.api.http import middlewares
+from dispatcher.api.streams import global_events
+from dispatcher.api.streams.sse import EventStream
 from dispatcher.api.submissions import Submitter
+from dispatcher.api.ui import routes as ui_routes
 from dispatcher.backends.base import Backend
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import publish
@@ -73,17 +76,26 @@ def create_app(
         verify_wait_seconds=settings.sse_verify_wait_seconds,
         streams_max=settings.sse_streams_max,
     )
-    app[_CONSUMER_KEY] = Consumer(redis_client, store, settings.consumer, registry=registry)
+    app[_CONSUMER_KEY] = Consumer(
+        redis_client,
+        store,
+        settings.consumer,
+        registry=registry,
+        on_end=backend.evaluation_ended,
+    )
     app[ingest.INGEST_KEY] = settings.ingest_key_bytes()
     app[ingest.PUBLISHER] = publish.Publisher(redis_client, settings.streams)
     app[ingest.STORE] = store
     app[ingest.BODY_TIMEOUT] = settings.body_timeout_seconds
     app.add_routes(handlers.routes)
     app.add_routes(ingest.routes)
+    app.add_routes([*ui_routes.routes, *service_config.routes])  # the web page (docs/ui.md)
+    global_events.setup(app)  # GET /v1/events
     app.cleanup_ctx.append(_backend_lifetime)
     app.cleanup_ctx.append(_consumer_lifetime)
     app.on_shutdown.append(_end_event_streams)
     _register_load_gauge(registry, backend)
+    _register_leader_gauge(registry, backend)
     if not table:
         log.warning(
             "no API tokens configured: anyone who can reach %s:%s can run code "
@@ -133,4 +145,15 @@ def _register_load_gauge(registry: metrics.Registry, backend: Backend) -> None:
         "crucible_dispatcher_backend_evaluations",
         "Evaluations the backend holds, by state (queued: waiting for a slot).",
         read,
+    )
+
+
+def _register_leader_gauge(registry: metrics.Registry, backend: Backend) -> None:
+    """Backends whose replicas elect one (``is_leader``) say whether this one leads."""
+    if not isinstance(getattr(backend, "is_leader", None), bool):
+        return
+    registry.gauge(
+        "crucible_dispatcher_leader",
+        "1 on the replica that holds the reconciler's Lease, else 0.",
+        lambda: {(): float(getattr(backend, "is_leader"))},  # noqa: B009
     )

@@ -6,7 +6,7 @@ import redis.asyncio
 from aiohttp import web
 
 from dispatcher import metrics
-from dispatcher.api.sse import EventStream
+from dispatcher.api.streams.sse import EventStream
 from dispatcher.api.submissions import Submitter
 from dispatcher.backends.base import Backend
 from dispatcher.settings import DispatcherSettings

@@ -8,18 +8,14 @@ import redis.exceptions
 from aiohttp import web
 
 from dispatcher import errors, metrics
-from dispatcher.api import (
-    app_keys,
-    bodies,
-    middlewares,
-    openapi,
-    output_response,
-    queries,
-    requests,
-)
-from dispatcher.api.responses import EvaluationList, ExecuteResponse
+from dispatcher.api import app_keys
+from dispatcher.api.http import bodies, middlewares, queries
+from dispatcher.api.schema import openapi, requests
+from dispatcher.api.schema.responses import EvaluationList, ExecuteResponse
+from dispatcher.api.streams import output_response
 from dispatcher.api.submissions import Outcome
 from dispatcher.store import output
+from dispatcher.store.records import Status
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +87,11 @@ async def list_evaluations(request: web.Request) -> web.Response:
 @routes.get("/v1/evaluations/{eval_id}")
 async def get_evaluation(request: web.Request) -> web.Response:
     record = await request.app[app_keys.STORE].require(_target(request))
+    if record.status == Status.QUEUED:
+        # The position moves as others start: the backend's current one, not the event's.
+        position = await request.app[app_keys.BACKEND].queue_position(record.eval_id)
+        if position is not None:
+            record = record.model_copy(update={"queue_position": position})
     return web.json_response(record.public())
 
 
@@ -129,9 +130,7 @@ async def evaluation_output(request: web.Request) -> web.StreamResponse:
 async def execute(request: web.Request) -> web.Response:
     """The original design's endpoint: same validation and idempotency, its own shapes."""
     request.app[app_keys.SUBMITTER].refuse_early(middlewares.principal(request))
-    outcome = await _submit(
-        request, _parse(request, await _body(request), requests.parse_execute)
-    )
+    outcome = await _submit(request, _parse(request, await _body(request), requests.parse_execute))
     body = ExecuteResponse(
         eval_id=outcome.record.public()["eval_id"],
         job_name=outcome.record.job_name,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from redis.asyncio.client import Pipeline
 
 from dispatcher import errors, metrics, tenants
-from dispatcher.api.requests import Spec
+from dispatcher.api.schema.requests import Spec
 from dispatcher.backends.base import Backend, Submission
 from dispatcher.store import publish
 from dispatcher.store.records import Record, Status

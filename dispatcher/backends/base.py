@@ -65,3 +65,10 @@ class Backend(Protocol):
     async def ready(self) -> bool:
         """Readiness: can the backend take work right now."""
         ...
+
+    def evaluation_ended(self, eval_id: str) -> None:
+        """The status store applied an end: a backend that admits work may start more."""
+
+    async def queue_position(self, eval_id: str) -> int | None:
+        """Where a ``queued`` evaluation stands now (1 = next); None if it is not queued."""
+        ...

@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pydantic
 import redis.asyncio
@@ -51,11 +51,15 @@ class Consumer:
         *,
         registry: metrics.Registry | None = None,
         name: str | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_end`` hears of every terminal event once it is applied (a backend that admits
+        work starts the next)."""
         self._client = client
         self._store = store
         self._config = config
         self.name = name or consumer_name()
+        self._on_end = on_end
         registry = registry or metrics.Registry()
         self._applied = registry.counter(
             "crucible_dispatcher_events_total", "Events read from the global stream, by result."
@@ -176,6 +180,10 @@ class Consumer:
         await self._client.xack(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, *[e[0] for e in entries])
         self._applied.inc(changed, result="applied")
         self._applied.inc(len(parsed) - changed, result="ignored")
+        if self._on_end is not None:
+            for event, _ in parsed:
+                if event.terminal:
+                    self._on_end(event.eval_id)
 
     async def _with_tails(
         self, parsed: list[tuple[events.Event, bytes | None]]

@@ -35,7 +35,24 @@ class Lua:
 PUBLISH = Lua(scripts.PUBLISH)
 CREATE_RECORD = Lua(scripts.CREATE_RECORD)
 APPLY_EVENT = Lua(scripts.APPLY_EVENT)
-_BY_SHA = {script.sha: script for script in (PUBLISH, CREATE_RECORD, APPLY_EVENT)}
+ENQUEUE = Lua(scripts.ENQUEUE)
+QUEUE_POSITION = Lua(scripts.QUEUE_POSITION)
+ADMIT = Lua(scripts.ADMIT)
+WITHDRAW = Lua(scripts.WITHDRAW)
+REQUEUE = Lua(scripts.REQUEUE)
+_BY_SHA = {
+    script.sha: script
+    for script in (
+        PUBLISH,
+        CREATE_RECORD,
+        APPLY_EVENT,
+        ENQUEUE,
+        QUEUE_POSITION,
+        ADMIT,
+        WITHDRAW,
+        REQUEUE,
+    )
+}
 
 
 async def execute(pipe: Pipeline, *, raise_on_error: bool = True) -> list[Any]:

@@ -14,6 +14,7 @@ from wire import events, tenancy
 
 class Status(enum.StrEnum):
     ACCEPTED = "accepted"
+    QUEUED = "queued"
     SCHEDULED = "scheduled"
     PENDING = "pending"
     RUNNING = "running"
@@ -54,6 +55,8 @@ class Summary(pydantic.BaseModel):
     labels: dict[str, str] = {}
     created_at: float
     job_name: str | None = None
+    # While queued: the position the last ``queued`` event gave (1 = next to start).
+    queue_position: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
     duration_seconds: float | None = None

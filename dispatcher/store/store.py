@@ -38,8 +38,8 @@ def status_index(status: Status) -> str:
     return keys.status_index(status.value)
 
 
-# The statuses an evaluation holds its tenant's capacity in (create_record.lua's KEYS 7..10).
-_NOT_ENDED = (Status.ACCEPTED, Status.SCHEDULED, Status.PENDING, Status.RUNNING)
+# The statuses an evaluation holds its tenant's capacity in (create_record.lua's KEYS 7..11).
+_NOT_ENDED = tuple(s for s in Status if not s.terminal)
 # Same order as STATUSES in apply_event.lua.
 STATUSES = list(Status)
 STATUS_INDEXES = [status_index(s) for s in STATUSES]
@@ -91,9 +91,16 @@ def _indexes_of(tenant: str) -> list[str]:
 
 
 def status_keys(eval_id: str) -> list[str]:
-    """KEYS of apply_event.lua: the record, the status indexes, its tenant's status indexes."""
+    """KEYS of apply_event.lua: the record, the status indexes, its tenant's status indexes,
+    the admitted sets an end leaves."""
     tenant, _ = tenancy.split(eval_id)
-    return [record_key(eval_id), *STATUS_INDEXES, *tenant_indexes(tenant)[1:]]
+    return [
+        record_key(eval_id),
+        *STATUS_INDEXES,
+        *tenant_indexes(tenant)[1:],
+        keys.ADMITTED,
+        keys.tenant_admitted(tenant),
+    ]
 
 
 def encode_record(record: Record) -> dict[str, str]:

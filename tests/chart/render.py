@@ -26,6 +26,8 @@ KUBE_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0")
 RENDER_KUBE_VERSION = KUBE_VERSIONS[-1]
 
 Manifest = dict[str, Any]
+# What the Downward API would give the dispatcher pod, for resolved_env.
+POD_FIELDS = {"metadata.name": f"{FULLNAME}-dispatcher-7d9f8b6c5-x2k4q"}
 
 
 def scenarios() -> dict[str, pathlib.Path | None]:
@@ -146,7 +148,10 @@ def resolved_env(manifests: list[Manifest]) -> dict[str, str]:
     spec = one(manifests, "Deployment", "-dispatcher")["spec"]["template"]["spec"]
     resolved: dict[str, str] = {}
     for item in spec["containers"][0]["env"]:
-        if "valueFrom" in item:
+        if "fieldRef" in item.get("valueFrom", {}):
+            field = item["valueFrom"]["fieldRef"]["fieldPath"]
+            resolved[item["name"]] = POD_FIELDS[field]
+        elif "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             resolved[item["name"]] = secret_value(manifests, ref["name"], ref["key"])
         else:

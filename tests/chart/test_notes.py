@@ -62,7 +62,10 @@ def test_notes_say_how_to_reach_and_use_the_dispatcher(
     ("sets", "warning"),
     [
         (["networkPolicy.enabled=false"], "networkPolicy.enabled is false"),
-        (["dispatcher.podDisruptionBudget.enabled=true"], "block node drains"),
+        (
+            ["dispatcher.podDisruptionBudget.enabled=true", "dispatcher.replicaCount=1"],
+            "block node drains",
+        ),
         (
             ["redis.enabled=false", "externalRedis.host=r", "externalRedis.existingSecret=s"],
             "Only the dispatcher connects to the external Redis",

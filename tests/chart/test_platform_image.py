@@ -28,7 +28,9 @@ def test_image_runs_as_the_chart_user_with_the_dispatcher_entry_point() -> None:
 
 def test_wrapper_lands_where_the_instrumentation_copies_it_from() -> None:
     assert KubernetesConfig().wrapper_source_path == "/opt/crucible/crucible-wrapper"
-    assert f"python -m wrapper.pack {KubernetesConfig().wrapper_source_path}" in DOCKERFILE
+    assert f"python3 -m wrapper.pack {KubernetesConfig().wrapper_source_path}" in DOCKERFILE
+    bundle = KubernetesConfig().wrapper_bundle_path
+    assert f"python3 -m wrapper.bundle --launcher /tmp/crucible-launch {bundle}" in DOCKERFILE
     # The sidecar and the copy step run `python` from the image: the venv must come first.
     assert "ENV PATH=/opt/crucible/venv/bin:${PATH}" in DOCKERFILE
 
@@ -36,11 +38,11 @@ def test_wrapper_lands_where_the_instrumentation_copies_it_from() -> None:
 def test_base_is_pinned_by_digest_and_the_build_reproducible() -> None:
     froms = re.findall(r"^FROM (\S+)", DOCKERFILE, flags=re.M)
     assert froms
-    assert all(f.endswith("@${PYTHON_DIGEST}") for f in froms)
-    assert "python:${PYTHON_TAG}" in froms[0]
-    assert "ARG PYTHON_TAG=3.11-slim-bookworm" in DOCKERFILE
+    # Every stage is BASE: the official image by digest unless the build passes another.
+    assert set(froms) == {"${BASE}"}
+    assert "ARG BASE=docker.io/library/python:3.11-slim-bookworm@${PYTHON_DIGEST}" in DOCKERFILE
     assert "SOURCE_DATE_EPOCH" in DOCKERFILE
-    assert "--no-cache-dir" in DOCKERFILE
+    assert "PIP_NO_CACHE_DIR=1" in DOCKERFILE
     assert "[dispatcher,sidecar]" in DOCKERFILE
 
 
@@ -51,5 +53,5 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
     assert DOCKERIGNORE[0] == "*"
     allowed = {entry.lstrip("!").rstrip("/") for entry in DOCKERIGNORE if entry.startswith("!")}
     for source in sources:
-        assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+        assert source.split("/")[0] in allowed, f"{source} is excluded by .dockerignore"
         assert (render.REPO / source).exists()

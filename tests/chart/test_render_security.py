@@ -73,17 +73,21 @@ def test_dispatcher_role_is_namespaced_and_minimal(defaults: list[render.Manifes
     assert render.find(defaults, "ClusterRole") == []
     assert render.find(defaults, "ClusterRoleBinding") == []
     role = render.one(defaults, "Role", "-dispatcher")
-    rules = {
-        (group, resource): sorted(rule["verbs"])
+    rules = sorted(
+        (group, resource, tuple(rule.get("resourceNames", ())), tuple(sorted(rule["verbs"])))
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
-    }
-    assert rules == {
-        ("batch", "jobs"): ["create", "delete", "get", "list", "watch"],
-        ("", "pods"): ["get", "list", "watch"],
-    }
-    assert all("resourceNames" not in r and "*" not in r["verbs"] for r in role["rules"])
+    )
+    lease = render.resolved_env(defaults)["CRUCIBLE_KUBERNETES__LEADER_LEASE_NAME"]
+    assert rules == [
+        ("", "pods", (), ("get", "list", "watch")),
+        ("batch", "jobs", (), ("create", "delete", "get", "list", "watch")),
+        # Leader election: create cannot be narrowed to a name; reading and renewing can.
+        ("coordination.k8s.io", "leases", (), ("create",)),
+        ("coordination.k8s.io", "leases", (lease,), ("get", "update")),
+    ]
+    assert all("*" not in r["verbs"] for r in role["rules"])
     binding = render.one(defaults, "RoleBinding", "-dispatcher")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",

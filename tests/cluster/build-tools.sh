@@ -51,10 +51,38 @@ build_actionlint() {
   mv "$CRUCIBLE_BIN/tmp-al/actionlint" "$1" && rmdir "$CRUCIBLE_BIN/tmp-al"
 }
 
+# The release workflow's signing and SBOM steps, run on the platform image by tests/release.
+build_cosign() {
+  GOBIN="$CRUCIBLE_BIN/tmp-cosign" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION" \
+    "github.com/sigstore/cosign/v2/cmd/cosign@v$COSIGN_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-cosign/cosign" "$1" && rmdir "$CRUCIBLE_BIN/tmp-cosign"
+}
+
+build_syft() {
+  GOBIN="$CRUCIBLE_BIN/tmp-syft" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X main.version=$SYFT_VERSION" "github.com/anchore/syft/cmd/syft@v$SYFT_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-syft/syft" "$1" && rmdir "$CRUCIBLE_BIN/tmp-syft"
+}
+
 build_coredns() {
   GOBIN="$CRUCIBLE_BIN/tmp-coredns" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
     "github.com/coredns/coredns@v$COREDNS_VERSION"
   mv "$CRUCIBLE_BIN/tmp-coredns/coredns" "$1" && rmdir "$CRUCIBLE_BIN/tmp-coredns"
+}
+
+build_local-path-provisioner() {
+  GOBIN="$CRUCIBLE_BIN/tmp-lpp" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X main.VERSION=v$LOCAL_PATH_VERSION" \
+    "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-lpp/local-path-provisioner" "$1" && rmdir "$CRUCIBLE_BIN/tmp-lpp"
+}
+
+build_kueue() {
+  GOBIN="$CRUCIBLE_BIN/tmp-kueue" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v$KUEUE_VERSION" \
+    "sigs.k8s.io/kueue/cmd/kueue@v$KUEUE_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-kueue/kueue" "$1" && rmdir "$CRUCIBLE_BIN/tmp-kueue"
 }
 
 build_etcd() {
@@ -93,15 +121,20 @@ target_path() {
     helm) echo "$CRUCIBLE_BIN/helm-$HELM_VERSION" ;;
     ct) echo "$CRUCIBLE_BIN/ct-$CT_VERSION" ;;
     actionlint) echo "$CRUCIBLE_BIN/actionlint-$ACTIONLINT_VERSION" ;;
+    cosign) echo "$CRUCIBLE_BIN/cosign-$COSIGN_VERSION" ;;
+    syft) echo "$CRUCIBLE_BIN/syft-$SYFT_VERSION" ;;
     coredns) echo "$CRUCIBLE_BIN/coredns-$COREDNS_VERSION" ;;
     etcd) echo "$CRUCIBLE_BIN/etcd-$ETCD_VERSION" ;;
     kubernetes) echo "$CRUCIBLE_BIN/kubernetes-$KUBE_VERSION" ;;
+    local-path-provisioner) echo "$CRUCIBLE_BIN/local-path-provisioner-$LOCAL_PATH_VERSION" ;;
+    kueue) echo "$CRUCIBLE_BIN/kueue-$KUEUE_VERSION" ;;
     *) log "unknown tool $1"; exit 2 ;;
   esac
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(helm ct actionlint kubernetes etcd coredns)
+[ ${#tools[@]} -gt 0 ] ||
+  tools=(helm ct actionlint kubernetes etcd coredns local-path-provisioner kueue cosign syft)
 for tool in "${tools[@]}"; do
   out=$(target_path "$tool")
   if [ -e "$out" ]; then

@@ -30,6 +30,10 @@ stop() {
 stop kubelet
 stop kube-proxy
 stop coredns
+stop local-path-provisioner
+stop kueue
+# Kueue's fixed metrics-certificate path (kueue.sh), if it is still the link up.sh made.
+[ "$(readlink /etc/kueue 2>/dev/null)" = "$CLUSTER_DIR/kueue/certs" ] && rm -f /etc/kueue
 
 # Containers and sandboxes through containerd while it still runs; shims are its children in
 # spirit but not in the process tree, so killing tasks is the only way to reach them by owner.

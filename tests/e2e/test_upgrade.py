@@ -31,13 +31,17 @@ def _secrets(namespace: str) -> dict[str, str]:
     }
 
 
+SMALL = {"cpu": "200m", "memory": "128Mi"}
+
+
 def test_an_upgrade_keeps_evaluations_in_flight_records_and_secrets(
     upgraded_release: Release,
 ) -> None:
     api, namespace = upgraded_release.api, upgraded_release.namespace
     done_before = api.submit_ok(code="print('before')")
     assert api.wait_verified(done_before["eval_id"])["status"] == "completed"
-    flying = [api.submit_ok(code=SLOW)["eval_id"] for _ in range(3)]
+    # Small: the three must fit the 2-CPU node beside two dispatchers and the rollout's surge.
+    flying = [api.submit_ok(code=SLOW, resources=SMALL)["eval_id"] for _ in range(3)]
     for eval_id in flying:
         api.wait(eval_id, lambda r: r["status"] == "running", 120, "running")
     secrets_before = _secrets(namespace)

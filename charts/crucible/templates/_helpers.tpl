@@ -85,6 +85,14 @@ crucible.dispatcher.fullname: name of the dispatcher's Deployment, Service, Role
 {{- end }}
 
 {{/*
+crucible.dispatcher.leaseName: the Lease the dispatcher replicas elect the one that runs the
+reconciler with (the Deployment's setting and the Role's resourceNames).
+*/}}
+{{- define "crucible.dispatcher.leaseName" -}}
+{{- printf "%s-reconciler" (include "crucible.fullname" .) }}
+{{- end }}
+
+{{/*
 crucible.dispatcher.serviceAccountName: the dispatcher's account (created, named, or default).
 */}}
 {{- define "crucible.dispatcher.serviceAccountName" -}}

@@ -13,7 +13,7 @@ import datetime
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis.asyncio
@@ -22,10 +22,22 @@ import redis.exceptions
 from dispatcher import errors
 from dispatcher.api import ingest
 from dispatcher.backends import base
-from dispatcher.backends.kube import cancels, client, instrument, names, reconciler, templates
+from dispatcher.backends.kube import (
+    admission_queue,
+    admitter,
+    cancels,
+    client,
+    instrument,
+    leader,
+    names,
+    reconciler,
+    templates,
+)
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.store import publish, records
+from dispatcher.store.store import Store
 from wire import events
+from wire import limits as wire_limits
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +71,18 @@ class KubernetesBackend:
         link: ingest.SidecarLink,
         kube: client.KubeClient | None = None,
         sidecar_env: Mapping[str, str] | None = None,
+        tenant_caps: tuple[int, dict[str, int]] = (0, {}),
+        record_ttl_seconds: int = wire_limits.DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``redis_client`` and ``publisher`` are the dispatcher's own; ``link`` gives each
         sidecar its evaluation's ingest credential; ``kube`` defaults to a client built from
         ``config`` (in-cluster or kubeconfig); ``sidecar_env`` adds ``CRUCIBLE_SIDECAR_*``
-        settings (log level) to every sidecar."""
+        settings (log level) to every sidecar; ``tenant_caps``: each tenant's most admitted
+        evaluations (``tenants.TenantsConfig.running_caps``); ``record_ttl_seconds``: of the
+        records the reconciler rebuilds from Jobs after Redis lost its data."""
         self._config = config
+        self._record_ttl_seconds = record_ttl_seconds
         self._redis = redis_client
         self._publisher = publisher
         self._kube = kube or client.KubeClient(config)
@@ -74,12 +91,25 @@ class KubernetesBackend:
         self._link = link
         self._template: templates.JobTemplate | None = None
         self._reconciler: reconciler.Reconciler | None = None
+        # Every replica takes submissions; only the Lease's holder runs the reconciler.
+        self._elector = leader.Elector.from_config(self._kube, config)
         self._task: asyncio.Task[None] | None = None
         self._submitting: set[str] = set()
+        limits = admission_queue.Limits(config.max_running, config.max_queued, tenant_caps)
+        self._queue = admission_queue.AdmissionQueue(redis_client, limits, clock=clock)
+        self._admitter = admitter.Admitter(
+            self._queue, self._launch, self._fail, tick_seconds=config.admission_tick_seconds
+        )
+        self._admitting: asyncio.Task[None] | None = None
 
     @property
     def reconciler(self) -> reconciler.Reconciler | None:
-        return self._reconciler
+        """This replica's reconciler while it leads, else None."""
+        return self._reconciler if self._elector.is_leader else None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._elector.is_leader
 
     def load_template(self) -> templates.JobTemplate:
         """Load the template and try it on a probe submission; ``errors.TemplateError`` if it
@@ -98,12 +128,30 @@ class KubernetesBackend:
     async def start(self) -> None:
         self._template = self.load_template()
         await self._kube.open()
+        self._admitting = asyncio.create_task(self._admitter.run(), name="kube-admission")
+        self._task = asyncio.create_task(self._elector.run(self._lead), name="kube-leader")
+        # A replica that finds the Lease free leads before it serves (bounded by the attempt).
+        attempted = asyncio.ensure_future(self._elector.attempted.wait())
+        await asyncio.wait({attempted, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        attempted.cancel()
+
+    def _lead(self) -> Awaitable[None]:
+        """Called on gaining the Lease: a fresh reconciler for the term (it lists everything)."""
         self._reconciler = reconciler.Reconciler(
-            self._config, self._kube, self._redis, self._publisher, clock=self._clock
+            self._config,
+            self._kube,
+            self._redis,
+            self._publisher,
+            store=Store(self._redis, ttl_seconds=self._record_ttl_seconds),
+            clock=self._clock,
         )
-        self._task = asyncio.create_task(self._reconciler.run(), name="kube-reconciler")
+        return self._reconciler.run()
 
     async def close(self) -> None:
+        if self._admitting is not None:
+            self._admitting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admitting
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -112,34 +160,90 @@ class KubernetesBackend:
         await self._kube.close()
 
     async def submit(self, submission: base.Submission) -> base.Scheduled:
+        """Queue it (``queued`` with its position) and wake the admitter; the Job is created
+        when a slot is free. What the template cannot carry is refused here (422)."""
+        self._manifest(submission)
+        eval_id = submission.eval_id
+        job_name = names.job_name(eval_id)
+        try:
+            if await cancels.requested(self._redis, eval_id):
+                return base.Scheduled(job_name=job_name)  # cancelled before it was queued
+            position = await self._queue.enqueue(submission)
+            await self._publisher.publish(
+                events.Event(
+                    eval_id=eval_id,
+                    type=events.EventType.QUEUED,
+                    source="dispatcher",
+                    position=position,
+                ),
+                token="queued",
+            )
+        except _REDIS_ERRORS as e:
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self._queue.withdraw(eval_id)  # no Job may start for this record
+            raise errors.BackendUnavailableError(f"cannot queue in Redis: {e}") from e
+        self._admitter.wake()
+        return base.Scheduled(job_name=job_name)
+
+    @property
+    def queue_depth(self) -> int:
+        """Evaluations waiting to start (the shared queue's, as last seen; a metrics gauge)."""
+        return self._admitter.depth[0]
+
+    @property
+    def running(self) -> int:
+        """Evaluations admitted and not yet ended, all replicas'."""
+        return self._admitter.depth[1]
+
+    def evaluation_ended(self, eval_id: str) -> None:
+        """An end was applied (its admission slot freed): start the next."""
+        self._admitter.wake()
+
+    async def queue_position(self, eval_id: str) -> int | None:
+        return await self._queue.position(eval_id)
+
+    def _manifest(self, submission: base.Submission) -> dict[str, Any]:
         if self._template is None:
             raise errors.BackendUnavailableError("the Kubernetes backend is not started")
-        body = manifest(
+        return manifest(
             self._template,
             submission,
             self._config,
             now=self._clock(),
             sidecar_env={**self._sidecar_env, **self._link.env(submission.eval_id)},
         )
+
+    async def _launch(self, admitted: admission_queue.Admitted) -> None:
+        """Create the Job of an evaluation the queue admitted, unless it was cancelled."""
+        body = self._manifest(admitted.submission)
         job_name = str(body["metadata"]["name"])
-        eval_id = submission.eval_id
+        eval_id = admitted.submission.eval_id
         self._submitting.add(eval_id)
         try:
             if await self._cancelled(eval_id):
-                return base.Scheduled(job_name=job_name)  # cancelled before it was made
+                await self._queue.release([eval_id])  # its cancelled end may be applied already
+                return
             if not await self._kube.create_job(body):
                 await self._check_same_evaluation(job_name, eval_id)
             if await self._cancelled(eval_id):
                 await self._kube.delete_job(job_name)
-                return base.Scheduled(job_name=job_name)
+                await self._queue.release([eval_id])
+                return
             await self._publish_scheduled(eval_id, job_name)
         finally:
             self._submitting.discard(eval_id)
-        return base.Scheduled(job_name=job_name)
+
+    async def _fail(self, eval_id: str, reason: str) -> None:
+        event = events.Event(
+            eval_id=eval_id, type=events.EventType.ERROR, source="dispatcher", reason=reason
+        )
+        await self._publisher.publish(event, token="admission-error")
 
     async def cancel(self, eval_id: str) -> bool:
         try:
             await cancels.remember(self._redis, eval_id, self._config.cancel_tombstone_seconds)
+            if await self._queue.withdraw(eval_id):
+                return True
         except _REDIS_ERRORS as e:
             raise errors.BackendUnavailableError(f"cannot record the cancel: {e}") from e
         deleted = await self._kube.delete_job(names.job_name(eval_id))

@@ -91,8 +91,8 @@ def _api_client(config: kube_config.KubernetesConfig) -> kubernetes.client.ApiCl
         raise errors.BackendUnavailableError(
             f"no Kubernetes configuration: {errors.upstream_text(e)}"
         ) from e
-    # One connection per API thread plus the two long-lived watches.
-    configuration.connection_pool_maxsize = config.api_threads + 2
+    # One connection per API thread, the two long-lived watches and the Lease's thread.
+    configuration.connection_pool_maxsize = config.api_threads + 3
     return kubernetes.client.ApiClient(configuration)
 
 
@@ -102,6 +102,11 @@ class KubeClient:
         self._api: kubernetes.client.ApiClient | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=config.api_threads, thread_name_prefix="crucible-kube"
+        )
+        # Lease renewals get a thread of their own: a burst of Job creations queued on the pool
+        # above must not delay them past the renew deadline (the leader would step down).
+        self._lease_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="crucible-lease"
         )
         self._streams: set[Any] = set()
         self._lock = threading.Lock()
@@ -115,6 +120,7 @@ class KubeClient:
         for stream in streams:
             _interrupt(stream)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._lease_pool.shutdown(wait=False, cancel_futures=True)
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
 
@@ -172,6 +178,48 @@ class KubeClient:
             return False
         return True
 
+    async def get_lease(self, name: str, *, seconds: float) -> dict[str, Any] | None:
+        """The ``coordination.k8s.io/v1`` Lease ``name``; None if there is none."""
+        try:
+            lease: dict[str, Any] = await self._lease_call(
+                self._coordination().read_namespaced_lease, name, self.namespace, seconds=seconds
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise translate(e) from e
+        return lease
+
+    async def create_lease(self, body: dict[str, Any], *, seconds: float) -> dict[str, Any] | None:
+        """Create the Lease; None if one of that name exists (another replica made it first)."""
+        try:
+            lease: dict[str, Any] = await self._lease_call(
+                self._coordination().create_namespaced_lease, self.namespace, body, seconds=seconds
+            )
+        except ApiException as e:
+            if e.status == 409:
+                return None
+            raise translate(e) from e
+        return lease
+
+    async def replace_lease(self, body: dict[str, Any], *, seconds: float) -> dict[str, Any] | None:
+        """Replace the Lease if it still has ``body``'s resourceVersion; None (409) if someone
+        wrote it since (optimistic concurrency: that writer won)."""
+        name = body["metadata"]["name"]
+        try:
+            lease: dict[str, Any] = await self._lease_call(
+                self._coordination().replace_namespaced_lease,
+                name,
+                self.namespace,
+                body,
+                seconds=seconds,
+            )
+        except ApiException as e:
+            if e.status == 409:
+                return None
+            raise translate(e) from e
+        return lease
+
     def watch(
         self, kind: Kind, selector: str, resource_version: str, timeout_seconds: int
     ) -> Iterator[dict[str, Any]]:
@@ -208,6 +256,9 @@ class KubeClient:
     def _batch(self) -> kubernetes.client.BatchV1Api:
         return kubernetes.client.BatchV1Api(self._api)
 
+    def _coordination(self) -> kubernetes.client.CoordinationV1Api:
+        return kubernetes.client.CoordinationV1Api(self._api)
+
     def _lister(self, kind: Kind) -> Callable[..., Any]:
         if kind == "jobs":
             return self._batch().list_namespaced_job
@@ -223,10 +274,24 @@ class KubeClient:
 
         return await self._run(call)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _lease_call(self, method: Callable[..., Any], *args: Any, seconds: float) -> Any:
+        """``_call`` on the Lease's own thread, with a request timeout of ``seconds``."""
+
+        def call() -> Any:
+            response = method(*args, _preload_content=False, _request_timeout=seconds)
+            return json.loads(response.data or b"{}")
+
+        return await self._run(call, pool=self._lease_pool)
+
+    async def _run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        pool: concurrent.futures.Executor | None = None,
+    ) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+            return await loop.run_in_executor(pool or self._pool, functools.partial(fn, *args))
         except _NETWORK_ERRORS as e:
             raise errors.BackendUnavailableError(
                 f"Kubernetes API unreachable: {errors.upstream_text(e)}"

@@ -5,7 +5,7 @@ The dispatcher's settings class nests this as ``kubernetes``; with the dispatche
 ``CRUCIBLE_KUBERNETES__SIDECAR_MODE=plain``.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 import pydantic
 
@@ -71,7 +71,17 @@ class KubernetesConfig(pydantic.BaseModel):
     """Where the wrapper zipapp lives inside the platform image."""
 
     wrapper_python: str = "python"
-    """Interpreter that runs the wrapper inside the executor image (must be on its PATH)."""
+    """Interpreter that runs the wrapper zipapp inside the executor image (``image-python``
+    runtime only; must be on the image's PATH)."""
+
+    wrapper_runtime: Literal["bundled", "image-python"] = "bundled"
+    """``bundled``: the wrapper runs on the interpreter, libraries and loader it brings along
+    (wrapper/bundle.py), so executor images need neither Python nor a particular libc; it starts
+    sooner (precompiled) and takes as much longer to copy (bench/wrapper_runtime.py).
+    ``image-python``: the zipapp runs under the executor image's ``wrapper_python`` (3.8+)."""
+
+    wrapper_bundle_path: str = "/opt/crucible/wrapper-bundle"
+    """Where the wrapper bundle lives inside the platform image (``bundled`` runtime)."""
 
     main_container: str | None = None
     """Name of the container that runs the user's command; unset means the template's first."""
@@ -110,8 +120,9 @@ class KubernetesConfig(pydantic.BaseModel):
     termination_grace_period_seconds: int = pydantic.Field(default=10, ge=1, le=300)
     """Pod's grace on delete (cancel): time for the wrapper to forward SIGTERM and write exit."""
 
-    bin_volume_size: Quantity = "16Mi"
-    """``sizeLimit`` of the ``crucible-bin`` emptyDir holding the wrapper."""
+    bin_volume_size: Quantity = "32Mi"
+    """``sizeLimit`` of the ``crucible-bin`` emptyDir holding the wrapper (the bundle is about
+    17 MB)."""
 
     spool_volume_size: Quantity = "64Mi"
     """``sizeLimit`` of the sidecar's private ``crucible-spool`` emptyDir (its copy of the
@@ -158,8 +169,62 @@ class KubernetesConfig(pydantic.BaseModel):
     cancel_tombstone_seconds: int = pydantic.Field(default=3600, ge=60)
     """How long a cancel is remembered, so a submission that raced it deletes its new Job."""
 
+    max_running: int = pydantic.Field(default=100, ge=0)
+    """Evaluations admitted (their Job created) and not yet ended, all tenants together; the
+    rest wait ``queued``, admitted round robin over the tenants as these end. 0: no limit (every
+    submission is admitted at once, still through the queue)."""
+
+    max_queued: int = pydantic.Field(default=10_000, ge=0)
+    """Evaluations waiting for admission; a submission past it gets 429 ``queue_full`` and
+    nothing is created. 0: no limit."""
+
+    kueue_queue_name: str | None = pydantic.Field(
+        default=None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+    """A Kueue ``LocalQueue`` in ``namespace`` to hand admission to: Jobs are then created
+    suspended with the ``kueue.x-k8s.io/queue-name`` label, and Kueue starts them when its
+    quota allows (set ``max_running`` to 0 so that Kueue alone decides). Unset: no Kueue."""
+
+    admission_tick_seconds: float = pydantic.Field(default=2.0, gt=0)
+    """Each replica looks at the queue this often besides when an end or a submission wakes it;
+    also the wait before a Job that could not be created is tried again."""
+
     api_threads: int = pydantic.Field(default=4, ge=1, le=64)
     """Threads for blocking Kubernetes API calls (the event loop never blocks on them)."""
 
     api_timeout_seconds: float = pydantic.Field(default=15.0, gt=0)
     """Timeout of one API request (not of watches)."""
+
+    leader_lease_name: str | None = pydantic.Field(
+        default=None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """The ``coordination.k8s.io`` Lease (in ``namespace``) whose holder runs the reconciler, so
+    that of several replicas exactly one does; unset: ``<instance>-reconciler``."""
+
+    leader_identity: str | None = pydantic.Field(default=None, min_length=1, max_length=253)
+    """This replica's name in the Lease; unset: the ``POD_NAME`` environment variable (the chart
+    sets it from the pod's name), else ``<hostname>-<pid>``."""
+
+    leader_lease_duration_seconds: int = pydantic.Field(default=15, ge=2, le=3600)
+    """How long others wait, from when they last saw the Lease change, before taking it over
+    from a holder that stopped renewing (client-go's default)."""
+
+    leader_renew_deadline_seconds: float = pydantic.Field(default=10.0, gt=0)
+    """The leader stops leading when it has not renewed for this long; shorter than the lease
+    duration, so it has stopped before anyone else may start."""
+
+    leader_retry_seconds: float = pydantic.Field(default=2.0, gt=0)
+    """Interval of renewals and of attempts to acquire the Lease."""
+
+    @pydantic.model_validator(mode="after")
+    def _leader_timing_is_ordered(self) -> Self:
+        if not (
+            self.leader_retry_seconds
+            < self.leader_renew_deadline_seconds
+            < self.leader_lease_duration_seconds
+        ):
+            raise ValueError(
+                "leader timing needs retry_seconds < renew_deadline_seconds < "
+                "lease_duration_seconds"
+            )
+        return self

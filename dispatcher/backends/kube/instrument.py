@@ -5,15 +5,17 @@ Pure functions on dicts. Added or forced, whatever the template says:
   container), ``crucible-run`` (the sidecar's channel socket; read-only in the main container,
   which can connect to the socket but not replace it) and ``crucible-spool`` (the sidecar's
   private copy of the output; mounted in the sidecar alone);
-- init container ``crucible-wrapper-copy`` copying the wrapper from the platform image;
+- init container ``crucible-wrapper-copy`` copying the wrapper from the platform image: the
+  bundle (its own interpreter, libraries and loader; any executor image) or the zipapp;
 - the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``;
   no startup probe: the wrapper waits for its socket and starts user code only once the sidecar
   holds the channel), or in ``plain`` mode an ordinary container that exits after the terminal
   event. It holds one
   credential: its evaluation's ingest token (``dispatcher.api.ingest``), in its own environment;
-- the main container's command becomes ``python -I -S /crucible/bin/crucible-wrapper --timeout T
-  --grace G --channel /crucible/run/channel.sock -- <command> <args>`` (isolated: nothing in the
-  environment or the image's site-packages runs in the wrapper);
+- the main container's command becomes ``/crucible/bin/crucible-launch --timeout T --grace G
+  --channel /crucible/run/channel.sock -- <command> <args>`` (or ``python -I -S
+  /crucible/bin/crucible-wrapper ...`` with the image's python; isolated either way: nothing in
+  the environment or the image's site-packages runs in the wrapper);
 - labels and annotations, no service-account token, Pod Security "restricted" on every
   container, ``activeDeadlineSeconds`` = timeout + grace + margin, no retries, a TTL.
 Template mistakes found here raise ``errors.TemplateError`` (the backend tries one render at
@@ -40,6 +42,8 @@ BIN_DIR = "/crucible/bin"
 RUN_DIR = channel.DEFAULT_RUN_DIR
 SPOOL_DIR = "/crucible/spool"
 WRAPPER_PATH = BIN_DIR + "/crucible-wrapper"
+# The bundle's static launcher (wrapper/launch.c): starts the bundle's own interpreter.
+LAUNCHER_PATH = BIN_DIR + "/crucible-launch"
 SOCKET_PATH = channel.DEFAULT_SOCKET
 # A ``code`` evaluation's program: fetched by the sidecar into the run volume, which the main
 # container reads but cannot write (argv would take 128 KiB per argument; code may be 1 MiB).
@@ -48,8 +52,18 @@ RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
 ANNOTATION_VALUE_MAX = 4096
+# Kueue admits a suspended Job that carries this label through that LocalQueue.
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 _COPY_WRAPPER = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
+# Entry by entry: copytree of the whole would end by setting the mount point's times and mode,
+# which only its owner (root) may.
+_COPY_BUNDLE = (
+    "import os, shutil, sys\n"
+    "for e in os.scandir(sys.argv[1]):\n"
+    "    target = os.path.join(sys.argv[2], e.name)\n"
+    "    shutil.copytree(e.path, target) if e.is_dir() else shutil.copy2(e.path, target)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +207,9 @@ def _set_metadata(
     pod_template["metadata"]["annotations"][names.ANNOTATION_DEFAULT_CONTAINER] = (
         target.main_container
     )
+    if config.kueue_queue_name:
+        # On the Job only: Kueue manages the Job, and its pod follows the Job.
+        job["metadata"]["labels"][KUEUE_QUEUE_LABEL] = config.kueue_queue_name
     job["metadata"]["name"] = target.job_name
     job["metadata"]["namespace"] = config.namespace
     job["metadata"].pop("generateName", None)
@@ -209,6 +226,9 @@ def _set_job_spec(
     spec["parallelism"] = 1
     spec["activeDeadlineSeconds"] = active_deadline_seconds(target.timeout_seconds, config)
     spec["ttlSecondsAfterFinished"] = config.ttl_seconds_after_finished
+    if config.kueue_queue_name:
+        # Created suspended, Kueue unsuspends it once admitted; the deadline counts from then.
+        spec["suspend"] = True
 
 
 def _set_pod_spec(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> None:
@@ -253,11 +273,15 @@ def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.Kuberne
     original = list(main.get("command") or []) + list(main.get("args") or [])
     if not original:
         raise errors.TemplateError(f"main container {target.main_container!r} has no command")
+    if config.wrapper_runtime == "bundled":
+        # The launcher runs the bundle's interpreter as ``-I -S`` too, with none of the
+        # variables that steer the dynamic loader (wrapper/launch.c).
+        runner = [LAUNCHER_PATH]
+    else:
+        # isolated: the user's PYTHON* variables and site-packages never reach the wrapper
+        runner = [config.wrapper_python, "-I", "-S", WRAPPER_PATH]
     main["command"] = [
-        config.wrapper_python,
-        "-I",  # isolated: the user's PYTHON* variables and site-packages never reach the wrapper
-        "-S",
-        WRAPPER_PATH,
+        *runner,
         "--timeout", _seconds_arg(target.timeout_seconds),
         "--grace", _seconds_arg(config.grace_seconds),
         "--channel", SOCKET_PATH,
@@ -273,19 +297,16 @@ def _wrap_main(main: dict[str, Any], target: Target, config: kube_config.Kuberne
 
 
 def _wrapper_copy(config: kube_config.KubernetesConfig) -> dict[str, Any]:
+    # Runs in the platform image: its python copies, whatever the executor image holds.
+    if config.wrapper_runtime == "bundled":
+        copy = [_COPY_BUNDLE, config.wrapper_bundle_path, BIN_DIR]
+    else:
+        copy = [_COPY_WRAPPER, config.wrapper_source_path, WRAPPER_PATH]
     return {
         "name": INIT_CONTAINER,
         "image": config.platform_image,
         "imagePullPolicy": config.platform_image_pull_policy,
-        "command": [
-            "python",
-            "-I",
-            "-S",
-            "-c",
-            _COPY_WRAPPER,
-            config.wrapper_source_path,
-            WRAPPER_PATH,
-        ],
+        "command": ["python", "-I", "-S", "-c", *copy],
         "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
         "resources": config.init_resources.as_dict(),
     }

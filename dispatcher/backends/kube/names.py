@@ -7,6 +7,7 @@ same Job (a retried submit hits AlreadyExists instead of creating a second Job).
 
 import hashlib
 import re
+from typing import Any
 
 from wire import tenancy
 
@@ -84,3 +85,10 @@ def eval_label(eval_id: str) -> str:
 def selector(instance: str) -> str:
     """Label selector of every object one crucible instance manages."""
     return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_INSTANCE}={instance}"
+
+
+def eval_id_of(obj: dict[str, Any]) -> str | None:
+    """The evaluation a Job or Pod of crucible's belongs to (its annotation), or None."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(ANNOTATION_EVAL_ID)
+    return value if isinstance(value, str) else None

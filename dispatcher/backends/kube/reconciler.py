@@ -13,7 +13,9 @@ changed (``verdicts.decide``) and publishes through the one publish script:
   sidecar already published an end, which then stands unverified).
 
 Each Job listing also sweeps orphans: Jobs of this instance older than
-``orphan_min_age_seconds`` whose evaluation has no record in the status store.
+``orphan_min_age_seconds`` whose evaluation has no record in the status store. Before that, and
+every tick, it checks that Redis kept its data; if Redis lost it, the records of the Jobs it
+knows are rebuilt from the Jobs (``rebuild``) instead of their Jobs being swept.
 """
 
 import asyncio
@@ -31,9 +33,10 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from dispatcher import errors
-from dispatcher.backends.kube import cancels, client, names, verdicts
+from dispatcher.backends.kube import cancels, client, names, recovery, verdicts
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.store import publish
+from dispatcher.store.store import Store
 from wire import events, keys
 
 log = logging.getLogger(__name__)
@@ -47,10 +50,7 @@ _BACKOFF_MAX_SECONDS = 30.0
 _WATCH_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
-def eval_id_of(obj: dict[str, Any]) -> str | None:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(names.ANNOTATION_EVAL_ID)
-    return value if isinstance(value, str) else None
+eval_id_of = names.eval_id_of
 
 
 class Reconciler:
@@ -61,9 +61,12 @@ class Reconciler:
         redis_client: redis.asyncio.Redis,
         publisher: publish.Publisher,
         *,
+        store: Store | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``store``: where records are rebuilt after Redis lost its data (None: not done)."""
         self._config = config
+        self._recovery = recovery.Recovery(config, kube, redis_client, store, clock=clock)
         self._kube = kube
         self._redis = redis_client
         self._publisher = publisher
@@ -192,6 +195,10 @@ class Reconciler:
                 # Pending grace and plain sidecars' linger run out without any new event.
                 self._dirty.update(self._pending, self._lingering, self._awaiting_sidecar)
             self._wake.clear()
+            try:
+                await self._restore_if_redis_lost(at_most_every=self._config.tick_seconds)
+            except (redis.exceptions.RedisError, OSError) as e:
+                log.warning("cannot check Redis for lost data: %s", e)
             dirty, self._dirty = self._dirty, set()
             for eval_id in dirty:
                 try:
@@ -291,32 +298,21 @@ class Reconciler:
         self._pods.pop(eval_id, None)
         self._pending.pop(eval_id, None)
 
-    async def _sweep_orphans(self, jobs: list[dict[str, Any]]) -> None:
-        now = self._clock()
-        old = [
-            (eval_id, job)
-            for job in jobs
-            if (eval_id := eval_id_of(job)) is not None
-            and now - (_created(job) or now) > self._config.orphan_min_age_seconds
-        ]
-        if not old:
+    async def _restore_if_redis_lost(self, *, at_most_every: float = 0.0) -> None:
+        if not self.listed["jobs"].is_set():
             return
+        for eval_id in await self._recovery.restore_if_redis_lost(
+            self._jobs, at_most_every=at_most_every
+        ):
+            # Decided before the loss: decide again, onto the rebuilt record.
+            self._done.discard(eval_id)
+            self._pending.pop(eval_id, None)
+            self._mark(eval_id)
+
+    async def _sweep_orphans(self, jobs: list[dict[str, Any]]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for eval_id, _ in old:
-                    pipe.exists(keys.record_key(eval_id))
-                exists = await pipe.execute()
-            for (eval_id, job), known in zip(old, exists, strict=True):
-                if not known:
-                    log.warning(
-                        "deleting orphan Job %s (no record for %s)",
-                        job["metadata"]["name"],
-                        eval_id,
-                    )
-                    await self._kube.delete_job(job["metadata"]["name"])
-        except (redis.exceptions.RedisError, OSError, errors.DispatcherError) as e:
-            log.warning("orphan sweep skipped: %s", errors.upstream_text(e))
-
-
-def _created(obj: dict[str, Any]) -> float | None:
-    return verdicts.parse_timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+            await self._restore_if_redis_lost()
+        except (redis.exceptions.RedisError, OSError) as e:
+            log.warning("orphan sweep skipped: %s", e)
+            return
+        await self._recovery.sweep_orphans(jobs)

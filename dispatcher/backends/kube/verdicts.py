@@ -33,6 +33,8 @@ STUCK_REASONS = frozenset(
     }
 )
 UNSCHEDULABLE = "Unschedulable"
+# A Job crucible created suspended (``kueue_queue_name``) that has no pod yet.
+SUSPENDED = "Suspended: waiting for Kueue to admit the Job"
 _SIGNAL_BASE = 128
 _MAX_SIGNAL = 64
 
@@ -74,7 +76,8 @@ def decide(
     if _job_condition(job, "Complete") is not None:
         return Verdict(EventType.COMPLETED, exit_code=0)  # the pod is gone; the Job says exit 0
     if pod is None:
-        return None
+        # No pending grace here: Kueue holds a Job as long as its quota says, by design.
+        return Verdict(EventType.PENDING, SUSPENDED) if _suspended(job) else None
     return _from_pod(pod, now, config)
 
 
@@ -235,6 +238,10 @@ def _disruption(pod: dict[str, Any]) -> str | None:
         if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
             return str(condition.get("reason") or "DisruptionTarget")
     return None
+
+
+def _suspended(job: dict[str, Any]) -> bool:
+    return (job.get("spec") or {}).get("suspend") is True
 
 
 def _deleting(job: dict[str, Any] | None, pod: dict[str, Any] | None) -> bool:

@@ -177,6 +177,12 @@ class LocalBackend:
             return False
         return all(not worker.done() for worker in self._workers)
 
+    def evaluation_ended(self, eval_id: str) -> None:
+        """Nothing to do: a worker takes the next submission as soon as its process ends."""
+
+    async def queue_position(self, eval_id: str) -> int | None:
+        return None  # the local queue is this process's alone, and starts in milliseconds
+
     def _prepare(self, client: redis.asyncio.Redis) -> local_run.RunContext:
         """Work root, the wrapper zipapp (built once per backend), and ``python`` on a PATH."""
         if self._config.work_root is None:

@@ -39,6 +39,9 @@ class FakeBackend:
     def __init__(self) -> None:
         self.submitted: list[base.Submission] = []
         self.cancelled: list[str] = []
+        self.ended: list[str] = []
+        self.an_end = asyncio.Event()
+        self.positions: dict[str, int] = {}
         self.refuse: Exception | None = None
         self.is_ready = True
         self.started = self.closed = False
@@ -61,6 +64,13 @@ class FakeBackend:
 
     async def ready(self) -> bool:
         return self.is_ready
+
+    def evaluation_ended(self, eval_id: str) -> None:
+        self.ended.append(eval_id)
+        self.an_end.set()
+
+    async def queue_position(self, eval_id: str) -> int | None:
+        return self.positions.get(eval_id)
 
 
 def queue_full() -> errors.QueueFullError:

@@ -1,8 +1,9 @@
 """Reading: GET a record, list with filter and cursor pages, the full output."""
 
+import asyncio
 from typing import Any
 
-from tests.integration.dispatcher.conftest import AppClient, publish, record_with
+from tests.integration.dispatcher.conftest import AppClient, FakeBackend, publish, record_with
 
 
 async def submit(api: AppClient, eval_id: str) -> None:
@@ -99,3 +100,29 @@ async def test_a_listing_carries_summaries_and_one_record_the_rest(
     record = await (await api.get("/v1/evaluations/big")).json()
     assert record["command"][-1] == big
     assert record["output"] == "y" * 60_000
+
+
+async def test_a_queued_evaluation_shows_where_it_stands_now(
+    api: AppClient, redis_client: Any, fake_backend: FakeBackend
+):
+    await submit(api, "waiting")
+    await publish(redis_client, "waiting", "queued", position=5)
+    stored = await record_with(api, "waiting", status="queued")
+    assert stored["queue_position"] == 5  # what the event said, while the backend knows no more
+    fake_backend.positions["waiting"] = 2
+    assert (await (await api.get("/v1/evaluations/waiting")).json())["queue_position"] == 2
+    await publish(redis_client, "waiting", "scheduled", job_name="job")
+    started = await record_with(api, "waiting", status="scheduled")
+    assert started["queue_position"] is None
+
+
+async def test_the_backend_hears_of_each_end_once_it_is_applied(
+    api: AppClient, redis_client: Any, fake_backend: FakeBackend
+):
+    await submit(api, "ends")
+    await publish(redis_client, "ends", "running", started_at=1.0)
+    await publish(redis_client, "ends", "completed", exit_code=0)
+    await record_with(api, "ends", status="completed")
+    async with asyncio.timeout(5):  # told right after the batch that applied it
+        await fake_backend.an_end.wait()
+    assert fake_backend.ended == ["ends"]

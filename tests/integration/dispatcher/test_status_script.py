@@ -29,6 +29,7 @@ _event = st.fixed_dictionaries(
         "signal": st.sampled_from([None, 9, 15]),
         "reason": st.sampled_from([None, "OOMKilled", "DeadlineExceeded", "ImagePullBackOff"]),
         "job_name": st.sampled_from([None, "job-a"]),
+        "position": st.sampled_from([None, 1, 7]),
         "started_at": st.sampled_from([None, 1.5]),
         "output": st.sampled_from([None, "", "tail ✓"]),
         "error": st.sampled_from([None, "", "Traceback ✗"]),

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dispatcher import errors, user_env
-from dispatcher.api import requests
+from dispatcher.api.schema import requests
 from dispatcher.backends import base
 from dispatcher.backends.local import run as local_run
 from dispatcher.settings import DispatcherSettings

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher import errors, user_env
-from dispatcher.api import openapi, patterns, queries, requests
+from dispatcher.api.http import queries
+from dispatcher.api.schema import openapi, patterns, requests
 from dispatcher.settings import DispatcherSettings
 
 SETTINGS = DispatcherSettings(images={"python": "python:3.11-slim", "ml": "ghcr.io/x/ml:1"})

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.api import fields, patterns
+from dispatcher.api.schema import fields, patterns
 
 U64 = 2**64 - 1
 MEMORY_SUFFIXES = [s for s in patterns.MEMORY_UNITS if s]

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from dispatcher import errors
-from dispatcher.api import requests
+from dispatcher.api.schema import requests
 from dispatcher.settings import DispatcherSettings
 
 SETTINGS = DispatcherSettings(images={"python": "python:3.11-slim", "ml": "ghcr.io/x/ml:1"})

@@ -19,6 +19,7 @@ from aiohttp import web
 
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 
 
 @dataclasses.dataclass
@@ -41,6 +42,8 @@ def _matches(obj: dict[str, Any], selector: str) -> bool:
 class FakeKubeAPI:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"jobs": {}, "pods": {}}
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.lease_version = 0  # apart from ``version``: a Lease write must not wake watches
         self.log: list[Change] = []
         self.version = 100
         self.compacted_below = 0
@@ -63,6 +66,9 @@ class FakeKubeAPI:
         app.router.add_post(JOBS, self._create_job)
         app.router.add_get(JOBS + "/{name}", self._get_job)
         app.router.add_delete(JOBS + "/{name}", self._delete_job)
+        app.router.add_get(LEASES + "/{name}", self._get_lease)
+        app.router.add_post(LEASES, self._create_lease)
+        app.router.add_put(LEASES + "/{name}", self._replace_lease)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -267,6 +273,35 @@ class FakeKubeAPI:
             )
         await self.remove("jobs", name)
         return web.json_response({"kind": "Status", "status": "Success"})
+
+    # -- Leases: get, create, replace with the resourceVersion as precondition (leader election)
+
+    async def _get_lease(self, request: web.Request) -> web.Response:
+        lease = self.leases.get(request.match_info["name"])
+        if lease is None:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        return web.json_response(lease)
+
+    async def _create_lease(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["metadata"]["name"] in self.leases:
+            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        return web.json_response(self._store_lease(body), status=201)
+
+    async def _replace_lease(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        current = self.leases.get(request.match_info["name"])
+        if current is None:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        return web.json_response(self._store_lease(body))
+
+    def _store_lease(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.lease_version += 1
+        body["metadata"]["resourceVersion"] = f"lease-{self.lease_version}"
+        self.leases[body["metadata"]["name"]] = body
+        return body
 
 
 def _now_rfc3339() -> str:

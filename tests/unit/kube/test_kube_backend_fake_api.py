@@ -7,7 +7,6 @@ of crucible's runs for real: the kubernetes client, the watch threads, the publi
 import asyncio
 import datetime
 import pathlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,95 +14,13 @@ import redis.asyncio
 
 from dispatcher import errors
 from dispatcher.api import ingest
-from dispatcher.backends import base
 from dispatcher.backends.kube import cancels, names, reconciler
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube.backend import KubernetesBackend
-from dispatcher.store import publish, records
 from tests.unit.kube import kube_samples
+from tests.unit.kube.backend_harness import Make, all_events, launched, submission, wait_event
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
-from wire import events, keys
-
-Make = Callable[..., Awaitable[KubernetesBackend]]
-
-
-def submission(eval_id: str = "eval-1", **overrides: Any) -> base.Submission:
-    fields: dict[str, Any] = {
-        "eval_id": eval_id,
-        "command": ["python", "-c", "print('hi')"],
-        "image": "python:3.12-slim",
-        "timeout_seconds": 30.0,
-        "resources": records.Resources(cpu="500m", memory="256Mi"),
-        "env": {"A": "1"},
-        "labels": {"team": "ml"},
-    }
-    fields.update(overrides)
-    return base.Submission(**fields)
-
-
-@pytest.fixture
-async def fake_api() -> AsyncIterator[FakeKubeAPI]:
-    api = FakeKubeAPI()
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
-async def make_backend(
-    fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis, tmp_path: pathlib.Path
-) -> AsyncIterator[Make]:
-    made: list[KubernetesBackend] = []
-
-    async def make(**overrides: Any) -> KubernetesBackend:
-        settings: dict[str, Any] = {
-            "namespace": "evals",
-            "kubeconfig_path": str(fake_api.kubeconfig(tmp_path)),
-            "job_template_path": str(kube_samples.CHART_TEMPLATE),
-            "tick_seconds": 0.05,
-        }
-        settings.update(overrides)
-        backend = KubernetesBackend(
-            kube_config.KubernetesConfig(**settings),
-            redis_client=redis_client,
-            publisher=publish.Publisher(redis_client),
-            link=ingest.SidecarLink(url="http://crucible:8080", key=b"test-key"),
-        )
-        await backend.start()
-        made.append(backend)
-        assert backend.reconciler is not None
-        async with asyncio.timeout(10):
-            for listed in backend.reconciler.listed.values():
-                await listed.wait()
-        return backend
-
-    yield make
-    for backend in made:
-        await backend.close()
-
-
-async def wait_event(
-    client: redis.asyncio.Redis,
-    eval_id: str,
-    predicate: Callable[[events.Event], bool],
-    within: float = 10.0,
-) -> events.Event:
-    """The first event of ``eval_id`` that satisfies ``predicate`` (XREAD blocks, no sleeps)."""
-    last = "0"
-    async with asyncio.timeout(within):
-        while True:
-            reply = await client.xread({keys.eval_stream(eval_id): last}, block=500)
-            for _, entries in reply:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    event = events.parse(fields[keys.EVENT_FIELD.encode()])
-                    if predicate(event):
-                        return event
-
-
-async def all_events(client: redis.asyncio.Redis, eval_id: str) -> list[events.Event]:
-    entries = await client.xrange(keys.eval_stream(eval_id))
-    return [events.parse(fields[keys.EVENT_FIELD.encode()]) for _, fields in entries]
+from wire import keys, limits
 
 
 def terminated(exit_code: int, reason: str) -> dict[str, Any]:
@@ -142,12 +59,14 @@ async def test_submit_creates_the_instrumented_job_and_publishes_scheduled(
     backend = await make_backend()
     scheduled = await backend.submit(submission())
     assert scheduled.job_name == names.job_name("eval-1")
+    queued = await wait_event(redis_client, "eval-1", lambda e: e.type == "queued")
+    assert (queued.position, queued.source) == (1, "dispatcher")
+    event = await wait_event(redis_client, "eval-1", lambda e: e.type == "scheduled")
     job = fake_api.objects["jobs"][scheduled.job_name]
     assert job["metadata"]["namespace"] == "evals"
     assert job["metadata"]["labels"][names.LABEL_EVAL_ID] == "eval-1"
     main = job["spec"]["template"]["spec"]["containers"][0]
     assert main["command"][-4:] == ["--", "python", "-c", "print('hi')"]
-    event = await wait_event(redis_client, "eval-1", lambda e: e.type == "scheduled")
     assert event.job_name == scheduled.job_name
     assert event.source == "dispatcher"
 
@@ -159,6 +78,9 @@ async def test_submitting_the_same_evaluation_again_is_idempotent(
     first = await backend.submit(submission())
     again = await backend.submit(submission())
     assert first == again
+    await wait_event(redis_client, "eval-1", lambda e: e.type == "scheduled")
+    await backend.submit(submission())
+    await asyncio.sleep(0.2)  # an admitter that wrongly took it again would create by now
     assert len(fake_api.objects["jobs"]) == 1
     scheduled = [e for e in await all_events(redis_client, "eval-1") if e.type == "scheduled"]
     assert len(scheduled) == 1
@@ -183,8 +105,7 @@ async def test_verified_verdict_is_published_when_the_main_container_terminates(
     want_reason: str | None,
 ) -> None:
     backend = await make_backend()
-    scheduled = await backend.submit(submission())
-    job = fake_api.objects["jobs"][scheduled.job_name]
+    job = await launched(backend, fake_api, redis_client)
     await fake_api.put_pod(job, {"phase": "Running"})
     await fake_api.put_pod(job, terminated(exit_code, reason))
     verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
@@ -198,8 +119,7 @@ async def test_image_pull_failure_is_pending_then_error_and_the_job_is_deleted(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend(pending_grace_seconds=1.0)
-    scheduled = await backend.submit(submission())
-    job = fake_api.objects["jobs"][scheduled.job_name]
+    job = await launched(backend, fake_api, redis_client)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     await fake_api.put_pod(job, waiting("ImagePullBackOff"), creationTimestamp=now)
     pending = await wait_event(redis_client, "eval-1", lambda e: e.type == "pending")
@@ -207,16 +127,16 @@ async def test_image_pull_failure_is_pending_then_error_and_the_job_is_deleted(
     error = await wait_event(redis_client, "eval-1", lambda e: e.type == "error")
     assert error.reason is not None
     assert error.reason.startswith("ImagePullBackOff")
-    await fake_api.wait_for(lambda: scheduled.job_name not in fake_api.objects["jobs"])
+    await fake_api.wait_for(lambda: job["metadata"]["name"] not in fake_api.objects["jobs"])
 
 
 async def test_cancel_deletes_the_job_and_the_reconciler_confirms_cancelled(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend()
-    scheduled = await backend.submit(submission())
+    job = await launched(backend, fake_api, redis_client)
     assert await backend.cancel("eval-1") is True
-    assert scheduled.job_name not in fake_api.objects["jobs"]
+    assert job["metadata"]["name"] not in fake_api.objects["jobs"]
     verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
     assert (verdict.type, verdict.verified) == ("cancelled", True)
     assert await backend.cancel("eval-1") is False  # nothing left to stop
@@ -228,6 +148,7 @@ async def test_a_cancel_before_the_submit_creates_no_job(
     backend = await make_backend()
     assert await backend.cancel("eval-1") is False
     await backend.submit(submission())
+    await asyncio.sleep(0.2)
     assert fake_api.objects["jobs"] == {}
 
 
@@ -236,12 +157,19 @@ async def test_a_cancel_racing_the_create_leaves_no_job(
 ) -> None:
     backend = await make_backend()
 
+    created = asyncio.Event()
+
     async def cancel_while_creating(job: dict[str, Any]) -> None:
         # Another replica's cancel lands between our tombstone check and our create.
         await cancels.remember(redis_client, "eval-1", 60)
+        created.set()
 
     fake_api.on_create = cancel_while_creating
     await backend.submit(submission())
+    async with asyncio.timeout(10):
+        await created.wait()
+    await fake_api.wait_for(lambda: fake_api.objects["jobs"] == {})
+    await asyncio.sleep(0.2)
     assert fake_api.objects["jobs"] == {}
     assert not [e for e in await all_events(redis_client, "eval-1") if e.type == "scheduled"]
 
@@ -250,8 +178,8 @@ async def test_a_job_deleted_by_someone_else_is_an_error(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend()
-    scheduled = await backend.submit(submission())
-    await fake_api.remove("jobs", scheduled.job_name)
+    job = await launched(backend, fake_api, redis_client)
+    await fake_api.remove("jobs", job["metadata"]["name"])
     verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
     assert verdict.type == "error"
     assert verdict.reason is not None
@@ -268,8 +196,9 @@ async def test_watches_resume_after_410_gone_by_listing_again(
     await fake_api.wait_for(
         lambda: all(fake_api.lists[k] > lists_before[k] for k in ("jobs", "pods"))
     )
-    scheduled = await backend.submit(submission())
-    await fake_api.put_pod(fake_api.objects["jobs"][scheduled.job_name], terminated(0, "Completed"))
+    await fake_api.put_pod(
+        await launched(backend, fake_api, redis_client), terminated(0, "Completed")
+    )
     verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
     assert verdict.type == "completed"
 
@@ -282,6 +211,7 @@ async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
         manifest["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
         await fake_api.put("jobs", manifest)
     await redis_client.set(keys.record_key("known"), "stand-in for the record hash")
+    await redis_client.set(keys.EPOCH, "1")  # Redis kept its data: no record means an orphan
     await make_backend()
     await fake_api.wait_for(lambda: names.job_name("orphan") not in fake_api.objects["jobs"])
     assert names.job_name("known") in fake_api.objects["jobs"]
@@ -295,55 +225,55 @@ def kube_samples_manifest(eval_id: str) -> dict[str, Any]:
     return backend.manifest(template, submission(eval_id), config, now=0.0)
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "error"),
-    [
-        (
-            403,
-            {
-                "kind": "Status",
-                "code": 403,
-                "message": 'jobs.batch "x" is forbidden: exceeded '
-                "quota: evals, requested: count/jobs.batch=1",
-            },
-            errors.QueueFullError,
-        ),
-        (
-            422,
-            {"kind": "Status", "code": 422, "message": "Job.batch is invalid: cpu"},
-            errors.InvalidRequestError,
-        ),
-        (
-            500,
-            {"kind": "Status", "code": 500, "message": "etcd down " * 500},
-            errors.BackendUnavailableError,
-        ),
-    ],
-)
-async def test_api_errors_become_dispatcher_errors_with_bounded_text(
-    make_backend: Make,
-    fake_api: FakeKubeAPI,
-    status: int,
-    body: dict[str, Any],
-    error: type[errors.DispatcherError],
+async def test_a_job_the_api_server_refuses_for_good_ends_the_evaluation_as_error(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend()
-    fake_api.fail_with = (status, body)
-    with pytest.raises(error) as caught:
-        await backend.submit(submission())
-    assert len(caught.value.message) < errors.MAX_UPSTREAM_TEXT + 100
-    assert not isinstance(caught.value, type(caught.value.__cause__))
+    fake_api.fail_with = (422, {"kind": "Status", "code": 422, "message": "invalid: " * 500})
+    await backend.submit(submission())
+    error = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
+    assert error.type == "error"
+    assert error.reason is not None
+    assert error.reason.startswith("the Job could not be created: ")
+    assert len(error.reason) <= limits.REASON_LIMIT_CHARS
+    assert fake_api.objects["jobs"] == {}
 
 
-async def test_unreachable_api_is_backend_unavailable_and_not_ready(
-    make_backend: Make, fake_api: FakeKubeAPI
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, 'jobs.batch "x" is forbidden: exceeded quota: evals, requested: count/jobs.batch=1'),
+        (500, "etcd down " * 500),
+    ],
+)
+async def test_a_job_the_api_server_refuses_for_now_is_created_when_it_takes_it(
+    make_backend: Make,
+    fake_api: FakeKubeAPI,
+    redis_client: redis.asyncio.Redis,
+    status: int,
+    message: str,
+) -> None:
+    backend = await make_backend(admission_tick_seconds=0.1)
+    fake_api.fail_with = (status, {"kind": "Status", "code": status, "message": message})
+    scheduled = await backend.submit(submission())
+    await asyncio.sleep(0.5)  # a few refused attempts
+    assert fake_api.objects["jobs"] == {}
+    fake_api.fail_with = None
+    await wait_event(redis_client, "eval-1", lambda e: e.type == "scheduled")
+    assert scheduled.job_name in fake_api.objects["jobs"]
+    assert not [e for e in await all_events(redis_client, "eval-1") if e.terminal]
+
+
+async def test_an_unreachable_api_server_queues_and_is_not_ready(
+    make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend(api_timeout_seconds=2.0)
     assert await backend.ready() is True
     await fake_api.stop()
     assert await backend.ready() is False
-    with pytest.raises(errors.BackendUnavailableError):
-        await backend.submit(submission())
+    await backend.submit(submission())  # nothing is lost: it waits in the queue
+    queued = await wait_event(redis_client, "eval-1", lambda e: e.type == "queued")
+    assert queued.position == 1
 
 
 async def test_a_broken_template_stops_the_start(tmp_path: pathlib.Path) -> None:
@@ -360,9 +290,9 @@ async def test_plain_mode_job_is_deleted_when_the_sidecar_outlives_main(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
     backend = await make_backend(sidecar_mode="plain", plain_sidecar_linger_seconds=0.0)
-    scheduled = await backend.submit(submission())
+    job = await launched(backend, fake_api, redis_client)
     status = terminated(137, "OOMKilled") | {"phase": "Running"}  # the sidecar still runs
-    await fake_api.put_pod(fake_api.objects["jobs"][scheduled.job_name], status)
+    await fake_api.put_pod(job, status)
     verdict = await wait_event(redis_client, "eval-1", lambda e: e.terminal)
     assert verdict.reason == "OOMKilled"
-    await fake_api.wait_for(lambda: scheduled.job_name not in fake_api.objects["jobs"])
+    await fake_api.wait_for(lambda: job["metadata"]["name"] not in fake_api.objects["jobs"])

@@ -120,10 +120,18 @@ def test_the_spool_is_the_sidecars_alone_and_the_channel_is_read_only_for_user_c
     assert set(mounts["crucible-wrapper-copy"]) == {instrument.BIN_VOLUME}
 
 
-def test_main_command_runs_through_the_wrapper() -> None:
-    main = by_name(job(timeout_seconds=12.5), "evaluation")
+@pytest.mark.parametrize(
+    ("runtime", "runner"),
+    [
+        ("bundled", ["/crucible/bin/crucible-launch"]),
+        ("image-python", ["python", "-I", "-S", "/crucible/bin/crucible-wrapper"]),
+    ],
+)
+def test_main_command_runs_through_the_wrapper(runtime: str, runner: list[str]) -> None:
+    config = CONFIG.model_copy(update={"wrapper_runtime": runtime})
+    main = by_name(job(config, timeout_seconds=12.5), "evaluation")
     assert main["command"] == [
-        "python", "-I", "-S", "/crucible/bin/crucible-wrapper", "--timeout", "12.5", "--grace", "5",
+        *runner, "--timeout", "12.5", "--grace", "5",
         "--channel", "/crucible/run/channel.sock", "--connect-timeout", "120",
         "--", "python", "-c", "print(1)",
     ]  # fmt: skip
@@ -193,16 +201,24 @@ def test_plain_sidecar_is_a_container_that_exits_after_the_end() -> None:
     assert env["CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL"] == "true"
 
 
-def test_wrapper_copy_has_small_requests_and_a_generous_cpu_limit() -> None:
+def test_the_bundled_wrapper_is_the_default_and_copied_whole() -> None:
     copier = by_name(job(), "crucible-wrapper-copy")
+    assert copier["command"][:5] == ["python", "-I", "-S", "-c", instrument._COPY_BUNDLE]
+    assert copier["command"][-2:] == ["/opt/crucible/wrapper-bundle", "/crucible/bin"]
+    python_config = CONFIG.model_copy(update={"wrapper_runtime": "image-python"})
+    copier = by_name(job(python_config), "crucible-wrapper-copy")
     assert copier["command"][-2:] == [
         "/opt/crucible/crucible-wrapper",
         "/crucible/bin/crucible-wrapper",
     ]
+
+
+def test_wrapper_copy_has_small_requests_and_a_generous_cpu_limit() -> None:
+    copier = by_name(job(), "crucible-wrapper-copy")
     assert copier["resources"]["requests"]["cpu"] == "10m"
     assert copier["resources"]["limits"]["cpu"] == "1"
     bin_volume = next(v for v in pod_of(job())["volumes"] if v["name"] == "crucible-bin")
-    assert bin_volume["emptyDir"]["sizeLimit"] == "16Mi"
+    assert bin_volume["emptyDir"]["sizeLimit"] == "32Mi"
 
 
 def test_labels_are_valid_and_the_exact_id_is_annotated() -> None:

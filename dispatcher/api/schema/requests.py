@@ -1,9 +1,9 @@
 """Request bodies of the submit endpoints, their validation, and what a valid one becomes.
 
-Validation reports every bad field, one message each (``api.problems``), by the rules of
-``api.fields`` and ``user_env``. Limits come from the settings, passed as the pydantic
-validation context, so the models stay free of global state; ``api.request_schema`` states the
-same rules in the OpenAPI document.
+Validation reports every bad field, one message each (``api.schema.problems``), by the rules of
+``api.schema.fields`` and ``user_env``. Limits come from the settings, passed as the pydantic
+validation context, so the models stay free of global state; ``api.schema.request_schema``
+states the same rules in the OpenAPI document.
 """
 
 import hashlib
@@ -13,7 +13,7 @@ from typing import Annotated
 import pydantic
 
 from dispatcher import quantities, user_env
-from dispatcher.api import fields, patterns, problems
+from dispatcher.api.schema import fields, patterns, problems
 from dispatcher.backends import base
 from dispatcher.settings import TIMEOUT_SECONDS_MIN, DispatcherSettings
 from dispatcher.store import records

@@ -1,5 +1,5 @@
 """The submit bodies' JSON Schemas as the OpenAPI document states them: every rule validation
-enforces (``api.requests``), with the limits of these settings, so that a body valid by the
+enforces (``api.schema.requests``), with the limits of these settings, so that a body valid by the
 schema is accepted and any other is refused.
 
 Written out rather than derived from the models: pydantic states neither the settings' limits
@@ -12,7 +12,7 @@ from typing import Any
 import pydantic
 
 from dispatcher import quantities, user_env
-from dispatcher.api import patterns, requests
+from dispatcher.api.schema import patterns, requests
 from dispatcher.settings import TIMEOUT_SECONDS_MIN, DispatcherSettings
 
 _TEXT = {"type": "string", "pattern": patterns.TEXT}

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``.
 
-It states every rule validation enforces: request bodies come from ``api.request_schema`` (the
-rules and the settings' limits), query and header formats from ``api.queries`` (through
-``api.operations``, one entry per route; a test checks every route has one); response schemas
+It states every rule validation enforces: request bodies come from
+``api.schema.request_schema`` (the rules and the settings' limits), query and header formats from
+``api.http.queries`` (through ``api.schema.operations``, one entry per route; a test checks every
+route has one); response schemas
 come from the pydantic models, so they cannot drift from what the handlers send.
 """
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pydantic
 
-from dispatcher.api import operations, request_schema, responses
+from dispatcher.api.schema import operations, request_schema, responses, ui_operations
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import records
 from wire import ingest
@@ -48,7 +49,7 @@ def document(settings: DispatcherSettings) -> dict[str, Any]:
             "description": "Runs evaluation code as Kubernetes Jobs (or local processes) and "
             "reports what happened as it happens. Images: " + ", ".join(sorted(settings.images)),
         },
-        "paths": operations.paths(),
+        "paths": {**operations.paths(), **ui_operations.paths()},
         "components": {
             "schemas": _schemas(settings),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

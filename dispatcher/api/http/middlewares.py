@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from dispatcher import errors, metrics, tenants
+from dispatcher.api.ui import routes as ui_routes
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -131,6 +132,8 @@ def auth_middleware(table: tenants.TokenTable) -> Middleware:
             table
             and request.path not in OPEN_PATHS
             and not request.path.startswith(OWN_AUTH_PREFIXES)
+            # The web page's routes (matched, not a path prefix): it holds no data.
+            and route_name(request) not in ui_routes.PUBLIC_ROUTES
         ):
             found = _bearer(request, table)
             if found is None:

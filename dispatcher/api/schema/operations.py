@@ -1,11 +1,11 @@
-"""The operations of the OpenAPI document (``api.openapi``): one entry per route, with the
-formats of parameters as ``api.queries`` checks them and every answer a handler can give.
+"""The operations of the OpenAPI document (``api.schema.openapi``): one entry per route, with the
+formats of parameters as ``api.http.queries`` checks them and every answer a handler can give.
 """
 
 from typing import Any
 
 from dispatcher import tenants
-from dispatcher.api import queries
+from dispatcher.api.http import queries
 from dispatcher.store import records
 from wire import events, ingest, ingest_route
 
@@ -42,6 +42,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 _STREAM_ID = {"type": "string", "pattern": queries.STREAM_ID_PATTERN}
+LAST_EVENT_ID_HEADER: dict[str, Any] = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "Resume after this event id (an `id:` of this stream).",
+    "schema": _STREAM_ID,
+}
 # One event of the stream (OpenAPI 3.1: the schema of a text/event-stream describes an event).
 _SSE_MESSAGE = {
     "type": "object",
@@ -158,13 +165,7 @@ def _evaluations() -> dict[str, Any]:
                 "operationId": "streamEvaluationEvents",
                 "summary": "Server-Sent Events: replay, then live, until the first terminal event",
                 "parameters": [
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "description": "Resume after this event id (an `id:` of this stream).",
-                        "schema": _STREAM_ID,
-                    },
+                    LAST_EVENT_ID_HEADER,
                     _query(
                         "last_event_id",
                         "Resume after this event id, when there is no Last-Event-ID header.",

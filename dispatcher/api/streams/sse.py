@@ -19,7 +19,7 @@ import redis.asyncio
 from aiohttp import web
 
 from dispatcher import errors
-from dispatcher.api import queries
+from dispatcher.api.http import queries
 from dispatcher.store import stream_reads
 from dispatcher.store.store import Store
 from wire import events, keys, tenancy

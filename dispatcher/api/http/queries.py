@@ -12,7 +12,7 @@ import re
 from aiohttp import web
 
 from dispatcher import errors, tenants
-from dispatcher.api import patterns
+from dispatcher.api.schema import patterns
 from dispatcher.store import store
 from dispatcher.store.records import Status
 

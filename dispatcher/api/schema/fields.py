@@ -1,7 +1,7 @@
 """The rules of request fields, each a function returning the one message for a bad value
 (None when it is good), and ``body_problems``: the rules across a body's keys that a model
 cannot express. Where the OpenAPI document states a rule as a pattern, the rule matches that
-very pattern (``api.patterns``).
+very pattern (``api.schema.patterns``).
 """
 
 import functools
@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispatcher import quantities, user_env
-from dispatcher.api import patterns
+from dispatcher.api.schema import patterns
 
 _LABEL_RULE = "alphanumerics, '-', '_', '.', beginning and ending with an alphanumeric"
 _LABEL_KEY = patterns.compile_full(patterns.LABEL_KEY)

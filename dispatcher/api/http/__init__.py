@@ -1,0 +1,1 @@
+"""The HTTP plumbing: middlewares, the request-head deadline, JSON bodies and query parameters."""

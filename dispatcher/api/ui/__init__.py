@@ -1,0 +1,1 @@
+"""The web page: its routes (``routes``) and its static files (``static/``)."""
