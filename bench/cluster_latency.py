@@ -5,8 +5,9 @@
 Needs KUBECONFIG (tests/cluster/up.sh) and the locally built images (tests/cluster/images.sh).
 Installs the chart with tests/e2e/values.yaml into a fresh namespace (or uses the release
 already in --namespace), then measures, all on this machine's clock:
-  * submit -> `running` event at the client (SSE), and the wrapper's exit -> the terminal event
-    at the client, for --count evaluations of a one-line program;
+  * submit -> `running` event at the client (SSE), the wrapper's exit -> the terminal event at
+    the client, and submit -> the kubelet's verified verdict, for --count evaluations of a
+    one-line program;
   * create -> Job complete (seen by a watch) for the same evaluations, and for --count plain
     Jobs with the same image, command and security context but no wrapper, init container or
     sidecar: the difference is the instrumentation's overhead.
@@ -141,13 +142,18 @@ def one_evaluation(api: Dispatcher, watch: JobWatch) -> dict[str, float]:
     arrived: dict[str, float] = {}
     terminal = ""
     data: dict[str, dict[str, Any]] = {}
+    verified_at = 0.0
+    # The stream stays open after the sidecar's end until the kubelet's verified verdict.
     for event in api.events(record["eval_id"], timeout=300):
         arrived.setdefault(event.type, time.time())
         data.setdefault(event.type, event.data)
         if event.type in TERMINAL:
-            terminal = event.type
-            break
+            terminal = terminal or event.type
+            if event.data.get("verified"):
+                verified_at = time.time()
+                break
     assert terminal == "completed", data
+    assert verified_at, data
     job_name = api.get(record["eval_id"])["job_name"]
     running = data["running"]
     exited = float(running["started_at"]) + float(data[terminal]["duration_seconds"])
@@ -155,6 +161,7 @@ def one_evaluation(api: Dispatcher, watch: JobWatch) -> dict[str, float]:
         "submit_to_running": arrived["running"] - t0,
         "exit_to_terminal_event": arrived[terminal] - exited,
         "submit_to_terminal_event": arrived[terminal] - t0,
+        "submit_to_verified_event": verified_at - t0,
         "create_to_job_complete": watch.wait(job_name) - t0,
     }
 
