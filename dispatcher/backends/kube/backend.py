@@ -263,7 +263,7 @@ class KubernetesBackend:
     async def _check_same_evaluation(self, job_name: str, eval_id: str) -> None:
         """AlreadyExists: fine if the Job is this evaluation's (a retry), else a conflict."""
         existing = await self._kube.get_job(job_name)
-        if existing is not None and reconciler.eval_id_of(existing) != eval_id:
+        if existing is not None and names.eval_id_of(existing) != eval_id:
             raise errors.ConflictError(f"Job {job_name} exists for another evaluation")
 
     async def _publish_scheduled(self, eval_id: str, job_name: str) -> None:

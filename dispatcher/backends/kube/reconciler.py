@@ -50,9 +50,6 @@ _BACKOFF_MAX_SECONDS = 30.0
 _WATCH_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
-eval_id_of = names.eval_id_of
-
-
 class Reconciler:
     def __init__(
         self,
@@ -153,7 +150,7 @@ class Reconciler:
             stop.set()
 
     def _on_event(self, kind: client.Kind, change: str, obj: dict[str, Any]) -> None:
-        eval_id = eval_id_of(obj)
+        eval_id = names.eval_id_of(obj)
         if eval_id is None:
             return
         if kind == "jobs":
@@ -170,7 +167,7 @@ class Reconciler:
         self._mark(eval_id)
 
     def _replace(self, kind: client.Kind, items: list[dict[str, Any]]) -> None:
-        fresh = {eid: obj for obj in items if (eid := eval_id_of(obj)) is not None}
+        fresh = {eid: obj for obj in items if (eid := names.eval_id_of(obj)) is not None}
         if kind == "jobs":
             # Deleted while no watch was looking.
             self._jobs_gone.update(self._jobs.keys() - fresh.keys())
