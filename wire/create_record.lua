@@ -3,10 +3,13 @@
 -- KEYS: 1 record hash, 2 index of all records, 3 index of its status, 4 its tenant's index of
 --       all, 5 its tenant's index of that status, 6 the set of tenants, 7..11 its tenant's
 --       indexes of the statuses not yet ended (accepted, queued, scheduled, pending, running),
---       12 its tenant's submission bucket (hash: tokens, at)
+--       12 its tenant's submission bucket (hash: tokens, at), 13 (optional) the hash of a
+--       backend's queue entries (the local backend's in-flight hash)
 -- ARGV: 1 ttl seconds, 2 created_at (index score), 3 eval_id, 4 creation nonce, 5 tenant,
 --       6 most evaluations not yet ended (0 = no limit), 7 submissions per second (0 = no
---       limit), 8 burst, 9.. field, JSON value pairs
+--       limit), 8 burst, 9 the queue entry's field in KEYS[13], 10 its value (written only when
+--       the record is created: the backend takes the submission in the same step), 11.. field,
+--       JSON value pairs
 -- Returns {1, '', ''} if created; {0, the existing record's request_digest (JSON), its creation
 -- nonce} if it exists (a client retry after a lost reply recognises its own creation by the
 -- nonce); {2, 'active', ''} or {2, 'rate', seconds until a submission is allowed} over a limit,
@@ -36,13 +39,14 @@ if rate > 0 then
   if tokens < 1 then return {2, 'rate', tostring((1 - tokens) / rate)} end
 end
 
-redis.call('HSET', key, 'creation_nonce', ARGV[4], unpack(ARGV, 9))
+redis.call('HSET', key, 'creation_nonce', ARGV[4], unpack(ARGV, 11))
 redis.call('EXPIRE', key, ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[6], ARGV[5])
+if KEYS[13] then redis.call('HSET', KEYS[13], ARGV[9], ARGV[10]) end
 if rate > 0 then
   redis.call('HSET', KEYS[12], 'tokens', tostring(tokens - 1), 'at', tostring(now))
   redis.call('EXPIRE', KEYS[12], math.ceil(burst / rate) + 1)

@@ -3,7 +3,9 @@
 Submit: create the record atomically (an existing eval_id with the same digest is an
 idempotent retry, another digest a conflict), publish ``accepted``, then hand the submission to
 the backend. A full queue removes the record again (429, nothing left behind); any other
-backend failure turns the record into ``error`` with the reason (503).
+backend failure turns the record into ``error`` with the reason (503). A backend that can
+(``backends.reserve``: the local one) takes the submission in the record's own round trip:
+record, its queue entry and ``accepted`` in one step, its job name in the record.
 
 Cancel: publish ``cancelled`` first, then stop the evaluation, so the exit-by-signal the
 sidecar reports afterwards can never be the first terminal event.
@@ -12,14 +14,15 @@ sidecar reports afterwards can never be the first terminal event.
 import dataclasses
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable
 
 from redis.asyncio.client import Pipeline
 
 from dispatcher import errors, metrics, tenants
 from dispatcher.api.schema.requests import Spec
+from dispatcher.backends import reserve
 from dispatcher.backends.base import Backend, Submission
 from dispatcher.store import publish
 from dispatcher.store.records import Record, Status
@@ -48,6 +51,7 @@ class Submitter:
         tenant_limits: tenants.TenantsConfig | None = None,
     ) -> None:
         self._backend = backend
+        self._reserving = backend if isinstance(backend, reserve.Reserving) else None
         self._tenants = tenant_limits or tenants.TenantsConfig()
         self._refusals = Refusals()
         self._store = store
@@ -73,8 +77,55 @@ class Submitter:
 
     async def submit(self, spec: Spec, who: tenants.Principal) -> Outcome:
         """Submit as ``who``: the id is qualified with its tenant (``wire.tenancy``)."""
-        eval_id = who.qualify(spec.eval_id or uuid.uuid4().hex)
-        record = Record(
+        submission = _submission(who.qualify(spec.eval_id or os.urandom(16).hex()), spec)
+        eval_id, tenant = submission.eval_id, tenancy.split(submission.eval_id)[0]
+        # A backend that can take it in the record's own round trip (``backends.reserve``).
+        held = self._reserving.reserve(submission) if self._reserving is not None else None
+        try:
+            record = self._record(spec, eval_id, held.job_name if held is not None else None)
+            accepted = events.Event(
+                eval_id=eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
+            )
+
+            def announce(pipe: Pipeline) -> None:
+                # Same round trip as the record. For an existing record it is a no-op: the
+                # token names the first submission's event; with no record (over a limit),
+                # nothing.
+                self._publisher.queue(
+                    pipe, accepted, token="accepted", if_exists=keys.record_key(eval_id)
+                )
+
+            # A failed announcement removes the new record (and the backend's entry): no
+            # record a retry would take for a success is left behind.
+            existing = await self._store.create(
+                record,
+                then=announce,
+                limits=self._tenants.for_tenant(who.tenant),
+                entry=held.entry if held is not None else None,
+            )
+        except BaseException as e:
+            if held is not None:
+                held.release()
+            if isinstance(e, errors.TenantLimitError):
+                self.count("tenant_limit", tenant)
+                self._refusals.note(tenant, e)
+            raise
+        if existing is not None:
+            if held is not None:
+                held.release()
+            return await self._existing(record, existing)
+        if held is not None:
+            await held.commit()
+        else:
+            job_name = await self._hand_over(record, submission)
+            await self._store.set_job_name(record.eval_id, job_name)
+            record = record.model_copy(update={"job_name": job_name})
+        self.count("created", tenant)
+        # The record as accepted; not re-read, events applied since then are the next GET's.
+        return Outcome(record, created=True)
+
+    def _record(self, spec: Spec, eval_id: str, job_name: str | None) -> Record:
+        return Record(
             eval_id=eval_id,
             status=Status.ACCEPTED,
             backend=self._backend.name,
@@ -85,35 +136,8 @@ class Submitter:
             labels=spec.labels,
             created_at=time.time(),
             request_digest=spec.digest(),
+            job_name=job_name,
         )
-        accepted = events.Event(
-            eval_id=record.eval_id, type=events.EventType.ACCEPTED, source="dispatcher"
-        )
-
-        def announce(pipe: Pipeline) -> None:
-            # Same round trip as the record. For an existing record it is a no-op: the token
-            # names the first submission's event; with no record (over a limit), nothing.
-            self._publisher.queue(
-                pipe, accepted, token="accepted", if_exists=keys.record_key(eval_id)
-            )
-
-        # A failed announcement removes the new record: no record a retry would take for a
-        # success is left behind.
-        try:
-            existing = await self._store.create(
-                record, then=announce, limits=self._tenants.for_tenant(who.tenant)
-            )
-        except errors.TenantLimitError as refused:
-            self.count("tenant_limit", _tenant(record))
-            self._refusals.note(_tenant(record), refused)
-            raise
-        if existing is not None:
-            return await self._existing(record, existing)
-        job_name = await self._hand_over(record, spec)
-        await self._store.set_job_name(record.eval_id, job_name)
-        self.count("created", _tenant(record))
-        # The record as accepted; not re-read, events applied since then are the next GET's.
-        return Outcome(record.model_copy(update={"job_name": job_name}), created=True)
 
     async def _existing(self, record: Record, digest: str) -> Outcome:
         if digest != record.request_digest:
@@ -125,16 +149,7 @@ class Submitter:
         self.count("duplicate", _tenant(record))
         return Outcome(await self._store.require(record.eval_id), created=False)
 
-    async def _hand_over(self, record: Record, spec: Spec) -> str:
-        submission = Submission(
-            eval_id=record.eval_id,
-            command=spec.command,
-            image=spec.image,
-            timeout_seconds=spec.timeout_seconds,
-            resources=spec.resources,
-            env=spec.env,
-            labels=spec.labels,
-        )
+    async def _hand_over(self, record: Record, submission: Submission) -> str:
         try:
             return (await self._backend.submit(submission)).job_name
         except errors.QueueFullError:
@@ -211,6 +226,18 @@ class Refusals:
         raise errors.TenantLimitError(
             refused.message, retry_after_seconds=max(1, math.ceil(left)), hold_seconds=left
         )
+
+
+def _submission(eval_id: str, spec: Spec) -> Submission:
+    return Submission(
+        eval_id=eval_id,
+        command=spec.command,
+        image=spec.image,
+        timeout_seconds=spec.timeout_seconds,
+        resources=spec.resources,
+        env=spec.env,
+        labels=spec.labels,
+    )
 
 
 def _tenant(record: Record) -> str:

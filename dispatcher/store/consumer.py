@@ -167,6 +167,7 @@ class Consumer:
         if not entries:
             return
         parsed: list[tuple[events.Event, bytes | None]] = []
+        skipped = 0
         for entry_id, fields in entries:
             fields = fields or {}
             try:
@@ -175,11 +176,14 @@ class Consumer:
                 log.error("dropping unreadable event %s: %s", entry_id.decode(), e)
                 self._applied.inc(result="unreadable")
                 continue
+            if _changes_nothing(event):
+                skipped += 1
+                continue
             parsed.append((event, fields.get(keys.FULL_EVENT_FIELD.encode())))
         changed = await self._store.apply_many(await self._with_tails(parsed))
         await self._client.xack(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, *[e[0] for e in entries])
         self._applied.inc(changed, result="applied")
-        self._applied.inc(len(parsed) - changed, result="ignored")
+        self._applied.inc(len(parsed) - changed + skipped, result="ignored")
         if self._on_end is not None:
             for event, _ in parsed:
                 if event.terminal:
@@ -205,3 +209,10 @@ class Consumer:
                     if full.eval_id == event.eval_id and full.seq == event.seq:
                         result[i] = full
         return result
+
+
+def _changes_nothing(event: events.Event) -> bool:
+    """``accepted`` without a job name: the record was created in that status, and the status
+    rules move nothing for it (rank 0, no field) but ``last_seq``, which only keeps replays
+    out, and a replay of it is as idle. Applying it cost a script run per submission."""
+    return event.type == events.EventType.ACCEPTED and event.job_name is None

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from dispatcher import errors, tenants
 from dispatcher.api.schema import patterns
-from dispatcher.store import store
+from dispatcher.store import layout
 from dispatcher.store.records import Status
 
 LIST_LIMIT_DEFAULT = 50
@@ -64,14 +64,14 @@ def _store_cursor(text: str) -> str | None:
     if not _CURSOR.fullmatch(text):
         return None
     created_at, _, eval_id = text.partition("~")
-    return store.encode_cursor(eval_id, float(created_at))
+    return layout.encode_cursor(eval_id, float(created_at))
 
 
 def next_cursor(store_cursor: str | None) -> str | None:
     """The store's cursor of the next page as the API spells it."""
     if store_cursor is None:
         return None
-    created_at, eval_id = store.decode_cursor(store_cursor)
+    created_at, eval_id = layout.decode_cursor(store_cursor)
     return f"{created_at!r}~{eval_id}"
 
 

@@ -36,6 +36,11 @@ def label_problem(key: str, value: object) -> str | None:
     return None
 
 
+# The configured maxima, parsed once per value rather than on every request.
+_max_millis = functools.cache(quantities.cpu_millis)
+_max_bytes = functools.cache(quantities.memory_bytes)
+
+
 @functools.cache
 def _cpu_pattern(max_millis: int) -> re.Pattern[str]:
     return patterns.compile_full(patterns.cpu(max_millis))
@@ -49,7 +54,7 @@ def _memory_pattern(max_bytes: int) -> re.Pattern[str]:
 def cpu_problem(value: object, maximum: str) -> str | None:
     """A CPU limit: a string in one of the forms the schema states, or a JSON number of cores
     that is a whole number of millicores; above zero, at most ``maximum``."""
-    max_millis = quantities.cpu_millis(maximum)
+    max_millis = _max_millis(maximum)
     if isinstance(value, str):
         if _cpu_pattern(max_millis).fullmatch(value):
             return None
@@ -62,7 +67,7 @@ def cpu_problem(value: object, maximum: str) -> str | None:
 def memory_problem(value: object, maximum: str) -> str | None:
     """A memory limit: a string in the forms the schema states, or a JSON integer of bytes;
     above zero, at most ``maximum``."""
-    max_bytes = quantities.memory_bytes(maximum)
+    max_bytes = _max_bytes(maximum)
     if isinstance(value, str):
         if _memory_pattern(max_bytes).fullmatch(value):
             return None

@@ -6,6 +6,7 @@ validation context, so the models stay free of global state; ``api.schema.reques
 states the same rules in the OpenAPI document.
 """
 
+import functools
 import hashlib
 import json
 from typing import Annotated
@@ -19,6 +20,8 @@ from dispatcher.settings import TIMEOUT_SECONDS_MIN, DispatcherSettings
 from dispatcher.store import records
 
 EVAL_ID_PATTERN = patterns.EVAL_ID
+# The digest's JSON form; one encoder (json.dumps with options builds one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _settings(info: pydantic.ValidationInfo) -> DispatcherSettings:
@@ -213,7 +216,7 @@ class Spec(pydantic.BaseModel):
 
     def digest(self) -> str:
         body = self.model_dump(mode="json", exclude={"eval_id"})
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = _CANONICAL(body)
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -254,6 +257,18 @@ def parse_execute(body: object, settings: DispatcherSettings) -> Spec:
 def _resources(cpu: object, memory: object, settings: DispatcherSettings) -> records.Resources:
     limits = settings.limits
     return records.Resources(
-        cpu=quantities.format_cpu(quantities.cpu_millis(cpu or limits.cpu_default)),
-        memory=quantities.format_memory(quantities.memory_bytes(memory or limits.memory_default)),
+        cpu=_canonical_cpu(cpu or limits.cpu_default),
+        memory=_canonical_memory(memory or limits.memory_default),
     )
+
+
+# Valid quantities (validation came first) in canonical form; most requests repeat a few
+# values, and exact Decimal parsing is the costliest step of a submission's validation.
+@functools.lru_cache(maxsize=1024, typed=True)
+def _canonical_cpu(value: str | int | float) -> str:
+    return quantities.format_cpu(quantities.cpu_millis(value))
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _canonical_memory(value: str | int | float) -> str:
+    return quantities.format_memory(quantities.memory_bytes(value))

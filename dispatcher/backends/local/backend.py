@@ -26,7 +26,7 @@ import redis.exceptions
 
 from dispatcher import errors
 from dispatcher.api import ingest
-from dispatcher.backends import base
+from dispatcher.backends import base, reserve
 from dispatcher.backends.fair_queue import FairQueue
 from dispatcher.backends.local import dirs as local_dirs
 from dispatcher.backends.local import inflight as local_inflight
@@ -131,8 +131,7 @@ class LocalBackend:
         eval_id = submission.eval_id
         if eval_id in self._waiting or eval_id in self._running:
             return base.Scheduled(job_name=local_run.job_name(eval_id))
-        capacity = self._config.queue_size + self._config.concurrency
-        if len(self._waiting) + len(self._running) + self._admitting >= capacity:
+        if self._full():
             raise errors.QueueFullError(
                 f"the local queue is full ({self._config.queue_size} waiting)",
                 retry_after_seconds=self._retry_after(),
@@ -146,10 +145,50 @@ class LocalBackend:
             ) from e
         finally:
             self._admitting -= 1
-        async with self._has_work:
-            self._waiting.put(eval_id, submission)
-            self._has_work.notify()
+        await self._enqueue(submission)
         return base.Scheduled(job_name=local_run.job_name(eval_id))
+
+    def reserve(self, submission: base.Submission) -> reserve.Reservation | None:
+        """``submit`` in the record's round trip (``backends.reserve``): the in-flight entry is
+        written with the record; None where ``submit`` would refuse or has it already."""
+        eval_id = submission.eval_id
+        if (
+            self._closing.is_set()
+            or self._context is None
+            or self._inflight is None
+            or eval_id in self._waiting
+            or eval_id in self._running
+            or self._full()
+        ):
+            return None
+        self._admitting += 1  # holds the slot until the record's round trip is answered
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._admitting -= 1
+
+        async def commit() -> None:
+            release()
+            await self._enqueue(submission)
+
+        return reserve.Reservation(
+            job_name=local_run.job_name(eval_id),
+            entry=self._inflight.entry(eval_id),
+            commit=commit,
+            release=release,
+        )
+
+    def _full(self) -> bool:
+        capacity = self._config.queue_size + self._config.concurrency
+        return len(self._waiting) + len(self._running) + self._admitting >= capacity
+
+    async def _enqueue(self, submission: base.Submission) -> None:
+        async with self._has_work:
+            self._waiting.put(submission.eval_id, submission)
+            self._has_work.notify()
 
     async def cancel(self, eval_id: str, *, reason: str = CANCEL_REASON) -> bool:
         """Publish ``cancelled`` first (so it is the first terminal event whatever the sidecar

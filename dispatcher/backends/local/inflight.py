@@ -20,7 +20,7 @@ import socket
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher.store import publish
+from dispatcher.store import layout, publish
 from wire import events, keys
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ class InFlight:
 
     async def add(self, eval_id: str) -> None:
         await self._client.hset(INFLIGHT_KEY, eval_id, self._owner)  # type: ignore[misc]
+
+    def entry(self, eval_id: str) -> layout.QueueEntry:
+        """``add`` as the entry the record's creation writes (``backends.reserve``)."""
+        return layout.QueueEntry(INFLIGHT_KEY, eval_id, self._owner)
 
     async def remove(self, eval_id: str) -> None:
         """Best effort: a stale entry only means one redundant ``error`` event later, which the

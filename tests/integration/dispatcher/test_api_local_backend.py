@@ -1,10 +1,13 @@
 """The API with the real local backend: real wrapper and sidecar processes, real events."""
 
+import asyncio
 import time
 from typing import Any
 
-from dispatcher.store import store
+from dispatcher.backends.local.inflight import INFLIGHT_KEY
+from dispatcher.store import layout
 from tests.integration.dispatcher.conftest import record_with
+from wire import keys
 
 
 async def test_submitted_code_runs_and_its_record_and_output_are_complete(local_api: Any):
@@ -30,7 +33,7 @@ async def test_full_local_queue_answers_429_and_keeps_no_record(local_api: Any, 
     refused = await api.post("/v1/evaluations", json={"code": "1", "eval_id": "q2"})
     assert refused.status == 429
     assert int(refused.headers["Retry-After"]) > 0
-    assert not await redis_client.exists(store.record_key("q2"))
+    assert not await redis_client.exists(layout.record_key("q2"))
     metrics = await (await api.get("/metrics")).text()
     assert 'crucible_dispatcher_backend_evaluations{state="queued"} 1' in metrics
 
@@ -78,3 +81,27 @@ async def test_a_wrapper_that_dies_before_it_connects_frees_its_slot_at_once(
     record = await record_with(api, "next", verified=True)
     assert record["output"] == "2\n"
     assert time.monotonic() - started < 8  # the sidecar exit timeout alone is 10 s
+
+
+async def test_a_burst_takes_one_slot_and_one_in_flight_entry_per_evaluation(
+    local_api: Any, redis_client: Any
+):
+    """The backend takes a submission in the record's own round trip: retries and conflicts
+    of the same burst give their slot back and write no entry of their own."""
+    api = await local_api(concurrency=0, queue_size=3)
+
+    async def post(eval_id: str, code: str = "1") -> int:
+        response = await api.post("/v1/evaluations", json={"code": code, "eval_id": eval_id})
+        return response.status
+
+    assert sorted(await asyncio.gather(post("b1"), post("b1"), post("b2"))) == [200, 201, 201]
+    assert await post("b1", "2") == 409
+    assert await post("b3") == 201  # the retry and the conflict held no slot
+    assert await post("b4") == 429
+    held = await redis_client.hgetall(INFLIGHT_KEY)
+    assert sorted(held) == [b"b1", b"b2", b"b3"]
+    for eval_id in ("b1", "b2", "b3"):
+        record = await (await api.get(f"/v1/evaluations/{eval_id}")).json()
+        assert (record["status"], record["job_name"]) == ("accepted", f"local-{eval_id}")
+        accepted = await redis_client.xrange(keys.eval_stream(eval_id))
+        assert len(accepted) == 1

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from dispatcher import errors
-from dispatcher.store import store
+from dispatcher.store import layout
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, queue_full
 from wire import keys
 
@@ -71,8 +71,8 @@ async def test_queue_full_is_429_with_retry_after_and_leaves_nothing(
     response = await api.post("/v1/evaluations", json={"code": "x", "eval_id": "full"})
     assert response.status == 429
     assert response.headers["Retry-After"] == "7"
-    assert not await redis_client.exists(store.record_key("full"), keys.eval_stream("full"))
-    assert not await redis_client.zscore(store.INDEX, "full")
+    assert not await redis_client.exists(layout.record_key("full"), keys.eval_stream("full"))
+    assert not await redis_client.zscore(layout.INDEX, "full")
     # The id is free again: once the queue drains, the same request is accepted.
     fake_backend.refuse = None
     retry = await api.post("/v1/evaluations", json={"code": "x", "eval_id": "full"})
@@ -167,4 +167,4 @@ async def test_a_record_whose_accepted_event_fails_is_not_left_behind(api: AppCl
     response = await api.post("/v1/evaluations", json={"eval_id": "half", "code": "pass"})
     assert response.status == 500
     assert not await redis_client.exists(keys.record_key("half"))
-    assert await redis_client.zscore(store.INDEX, "half") is None
+    assert await redis_client.zscore(layout.INDEX, "half") is None

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from dispatcher import client, errors, metrics
-from dispatcher.store import output, store
+from dispatcher.store import layout, output
 from wire import scripts
 
 
@@ -79,14 +79,14 @@ def test_watch_exit_code_follows_the_evaluation(event: dict[str, Any], code: int
 
 
 def test_cursor_round_trips_and_junk_is_invalid_request():
-    cursor = store.encode_cursor("id-1", 1700000000.123456)
-    assert store.decode_cursor(cursor) == (1700000000.123456, "id-1")
+    cursor = layout.encode_cursor("id-1", 1700000000.123456)
+    assert layout.decode_cursor(cursor) == (1700000000.123456, "id-1")
     with pytest.raises(errors.InvalidRequestError):
-        store.decode_cursor("!!not-base64")
+        layout.decode_cursor("!!not-base64")
 
 
 def test_status_index_order_matches_the_script():
     text = scripts.APPLY_EVENT
     listed = text.split("local STATUSES = {")[1].split("}")[0]
     names = [part.strip().strip("'") for part in listed.replace("\n", " ").split(",")]
-    assert [f"{store.INDEX}:{n}" for n in names] == store.STATUS_INDEXES
+    assert [f"{layout.INDEX}:{n}" for n in names] == layout.STATUS_INDEXES

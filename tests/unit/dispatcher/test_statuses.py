@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 
+from dispatcher.store import consumer
+from dispatcher.store.records import Status
 from tests import status_model as statuses
 from wire import events
 
@@ -264,3 +266,20 @@ def test_late_running_after_the_end_fills_only_a_missing_started_at():
     assert again["started_at"] == 3.0
     # Without its own started_at, a late running event's send time is no start time.
     assert "started_at" not in run(event(2, "running"), start=ended)
+
+
+@pytest.mark.parametrize("status", [s.value for s in Status])
+@pytest.mark.parametrize("source", ["sidecar", "dispatcher"])
+def test_the_events_the_consumer_skips_change_nothing_but_last_seq(status: str, source: str):
+    """The consumer acknowledges them without applying (``consumer._changes_nothing``)."""
+    start = record(status=status, job_name="j", exit_code=1, last_seq=1)
+    for candidate in (
+        event(2, "accepted", source=source),
+        event(2, "accepted", source=source, job_name="other"),
+        event(2, "queued", source=source),
+    ):
+        changes = statuses.transition(start, candidate)
+        if consumer._changes_nothing(candidate):
+            assert changes == {"last_seq": 2}
+        else:
+            assert candidate.type != events.EventType.ACCEPTED or candidate.job_name is not None
