@@ -98,4 +98,8 @@ class Session:
             truncated=self._spool.truncated,
         )
         self._box.add_terminal(outbox.EventItem(event, builders.TERMINAL_TOKEN))
-        log.info("exit received: %s", event_dicts.verdict(event))
+        # Logged once the publishing task has had its turn (it was woken first): its POST of
+        # the terminal event is on the wire before this line is formatted and written.
+        asyncio.get_running_loop().call_soon(
+            log.info, "exit received: %s", event_dicts.verdict(event)
+        )

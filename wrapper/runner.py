@@ -18,7 +18,8 @@ from wrapper import child, link, output, termination
 # After the command exits and its group is killed, the pipes normally reach end of file at once;
 # a process that escaped the group (setsid) may hold them open, so stop waiting after this.
 DRAIN_SECONDS = 2.0
-# SIGCHLD wakes the loop; this is only a safety net, never the way exits are noticed.
+# Where the command's exit cannot wake the loop by itself (no pidfd: Python 3.8, not Linux),
+# SIGCHLD wakes it through the signal thread; this is only a safety net there.
 REAP_POLL_SECONDS = 1.0
 # STARTED must fit in one frame; a command line beyond this is cut (it is the dispatcher's).
 COMMAND_BUDGET_BYTES = channel.MAX_FRAME // 2
@@ -113,28 +114,53 @@ def _pump(
     terminator: termination.Terminator,
 ) -> child.ExitStatus:
     """Copy output until the command is reaped and its pipes are closed (or the drain ends)."""
-    with selectors.DefaultSelector() as selector:
-        for tee in tees:
-            selector.register(tee.source_fd, selectors.EVENT_READ, tee)
-        selector.register(wakeup_fd, selectors.EVENT_READ, None)
-        drain_deadline = 0.0
-        while True:
-            if command.status is None:
-                timeout = REAP_POLL_SECONDS
-            else:
-                timeout = drain_deadline - time.monotonic()
-                if timeout <= 0 or not any(tee.source_open for tee in tees):
-                    return command.status
-            events = selector.select(timeout)
-            woken = not events
-            for key, _ in events:
-                if key.data is None:
-                    _drain_wakeups(wakeup_fd)
-                    woken = True
-                elif not key.data.pump():
-                    selector.unregister(key.fd)
-            if woken and _on_wakeup(command, terminator):
-                drain_deadline = time.monotonic() + DRAIN_SECONDS
+    # Readable at the command's exit: the main loop reaps at once, with no hop through the
+    # signal thread (SIGCHLD still wakes it for orphans, when the wrapper is PID 1).
+    exit_fd = child.exit_fd(command.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            for tee in tees:
+                selector.register(tee.source_fd, selectors.EVENT_READ, tee)
+            selector.register(wakeup_fd, selectors.EVENT_READ, None)
+            if exit_fd is not None:
+                selector.register(exit_fd, selectors.EVENT_READ, None)
+            return _loop(command, tees, selector, wakeup_fd, exit_fd, terminator)
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
+
+
+def _loop(
+    command: child.Child,
+    tees: List[output.CappedTee],
+    selector: selectors.BaseSelector,
+    wakeup_fd: int,
+    exit_fd: Optional[int],
+    terminator: termination.Terminator,
+) -> child.ExitStatus:
+    drain_deadline = 0.0
+    while True:
+        if command.status is None:
+            # With a pidfd the exit itself wakes the loop: nothing to poll for.
+            timeout: Optional[float] = None if exit_fd is not None else REAP_POLL_SECONDS
+        else:
+            timeout = drain_deadline - time.monotonic()
+            if timeout <= 0 or not any(tee.source_open for tee in tees):
+                return command.status
+        events = selector.select(timeout)
+        woken = not events
+        for key, _ in events:
+            if key.fd == wakeup_fd:
+                _drain_wakeups(wakeup_fd)
+                woken = True
+            elif key.fd == exit_fd:
+                woken = True
+            elif not key.data.pump():
+                selector.unregister(key.fd)
+        if woken and _on_wakeup(command, terminator):
+            drain_deadline = time.monotonic() + DRAIN_SECONDS
+            if exit_fd is not None:
+                selector.unregister(exit_fd)  # readable for good now: it would spin the drain
 
 
 def _on_wakeup(command: child.Child, terminator: termination.Terminator) -> bool:
