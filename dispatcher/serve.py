@@ -11,6 +11,7 @@ from aiohttp import web
 from dispatcher.api import app_keys, ingest
 from dispatcher.api.app import create_app
 from dispatcher.api.http import head_guard
+from dispatcher.api.streams import event_hub
 from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
@@ -74,10 +75,18 @@ async def _serve_until_signalled(settings: DispatcherSettings, redis_url: str) -
 
 
 async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:
-    client = connect(redis_url, max_connections=settings.redis_pool_max)
+    client = connect(
+        redis_url,
+        max_connections=settings.redis_pool_max,
+        longest_block_seconds=max(settings.consumer.block_seconds, event_hub.BLOCK_SECONDS),
+    )
     # Event streams block in XREAD, each on a connection of its own: a pool of their own, as
     # big as the streams a dispatcher holds, so they never starve the API's commands.
-    streams = connect(redis_url, max_connections=settings.sse_streams_max)
+    streams = connect(
+        redis_url,
+        max_connections=settings.sse_streams_max,
+        longest_block_seconds=settings.sse_heartbeat_seconds,
+    )
     publisher = publish.Publisher(client, settings.streams)
     app = create_app(
         settings,

@@ -64,15 +64,21 @@ class Dispatcher:
         timeout: float,
         what: str,
     ) -> dict[str, Any]:
-        """Poll the record until `until` holds; fail with the last record on timeout."""
+        """Poll the record until `until` holds; fail with the last record on timeout. A 503
+        (the status store unreachable for a moment, as while Redis restarts) is retried, as
+        its Retry-After asks; any other error fails at once."""
         deadline = time.monotonic() + timeout
-        record = self.get(eval_id)
-        while not until(record):
+        record: dict[str, Any] = {}
+        while True:
+            response = self.session.get(self.url(f"/v1/evaluations/{eval_id}"), timeout=30)
+            if response.status_code != 503:
+                response.raise_for_status()
+                record = response.json()
+                if until(record):
+                    return record
             if time.monotonic() > deadline:
                 raise AssertionError(f"{eval_id}: not {what} after {timeout}s: {record}")
             time.sleep(0.2)
-            record = self.get(eval_id)
-        return record
 
     def wait_terminal(self, eval_id: str, timeout: float = 120) -> dict[str, Any]:
         return self.wait(eval_id, lambda r: r["status"] in TERMINAL, timeout, "terminal")

@@ -22,7 +22,7 @@ from wire import keys, tenancy
 
 log = logging.getLogger(__name__)
 _READ_COUNT = 500
-_BLOCK_MS = 5000
+BLOCK_SECONDS = 5.0
 _RETRY_SECONDS = 1.0
 
 Item = tuple[str, dict[str, Any]]
@@ -103,7 +103,7 @@ class Hub:
         try:
             while self._subscribers:
                 reply = await self._client.xread(
-                    {keys.GLOBAL_STREAM: cursor}, count=_READ_COUNT, block=_BLOCK_MS
+                    {keys.GLOBAL_STREAM: cursor}, count=_READ_COUNT, block=int(BLOCK_SECONDS * 1000)
                 )
                 for entry in stream_reads.entries(reply):
                     cursor, event = decode(entry)
