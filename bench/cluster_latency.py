@@ -21,14 +21,13 @@ Prints a table and writes bench/results/cluster_latency.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import platform
-import re
 import secrets
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,85 +38,16 @@ sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
 
+from bench.support import pod_timeline  # noqa: E402
+from bench.support.cluster_watch import FirstSeen, job_watch, per_pod, pod_watch, runtime_ops  # noqa: E402
+from bench.support.pod_timeline import Run  # noqa: E402
 from tests.e2e import kube  # noqa: E402
 from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
 
 RELEASE = "crucible-bench"
 CODE = "print('bench')"
 EXECUTOR = "localhost/crucible-executor-python:ci"
-
-
-class JobWatch:
-    """Client-clock time at which each Job of a namespace was first seen finished."""
-
-    def __init__(self, batch: kubernetes.client.BatchV1Api, namespace: str) -> None:
-        self.batch = batch
-        self.namespace = namespace
-        self.finished: dict[str, float] = {}
-        self.changed = threading.Condition()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in watch.stream(  # type: ignore[no-untyped-call]
-                self.batch.list_namespaced_job, self.namespace, timeout_seconds=30
-            ):
-                job = event["object"].to_dict()
-                name = job["metadata"]["name"]
-                conditions = (job.get("status") or {}).get("conditions") or []
-                done = any(
-                    c["status"] == "True" and c["type"] in ("Complete", "SuccessCriteriaMet")
-                    for c in conditions
-                )
-                if done and name not in self.finished:
-                    with self.changed:
-                        self.finished[name] = time.time()
-                        self.changed.notify_all()
-                if self.stop.is_set():
-                    watch.stop()  # type: ignore[no-untyped-call]
-
-    def wait(self, name: str, timeout: float = 300) -> float:
-        with self.changed:
-            if not self.changed.wait_for(lambda: name in self.finished, timeout=timeout):
-                raise TimeoutError(f"job {name} not complete after {timeout}s")
-            return self.finished[name]
-
-
-_RUNTIME_OP = re.compile(
-    r'^kubelet_runtime_operations_duration_seconds_(sum|count)\{operation_type="(\w+)"\} (\S+)$'
-)
-_OPS = ("run_podsandbox", "create_container", "start_container")
-
-
-def runtime_ops() -> dict[str, tuple[float, float]]:
-    """The kubelet's (seconds, count) per runtime operation so far, summed over the nodes."""
-    totals: dict[str, list[float]] = {op: [0.0, 0.0] for op in _OPS}
-    for node in kube.kubectl_json("get", "nodes")["items"]:
-        name = node["metadata"]["name"]
-        text = kube.kubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/metrics", timeout=60)
-        for line in text.splitlines():
-            match = _RUNTIME_OP.match(line)
-            if match and match.group(2) in totals:
-                totals[match.group(2)][0 if match.group(1) == "sum" else 1] += float(match[3])
-    return {op: (seconds, count) for op, (seconds, count) in totals.items()}
-
-
-def per_pod(
-    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], pods: int
-) -> dict[str, dict[str, float]]:
-    """Per pod of a batch: how often each operation ran and its mean duration."""
-    result = {}
-    for op in _OPS:
-        seconds = after[op][0] - before[op][0]
-        count = after[op][1] - before[op][1]
-        result[op] = {
-            "per_pod": round(count / pods, 2),
-            "mean_seconds": round(seconds / count, 4) if count else 0.0,
-        }
-    return result
+MAIN_CONTAINER = "evaluation"  # the chart's Job template's and plain_job's
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -136,7 +66,18 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def one_evaluation(api: Dispatcher, watch: JobWatch) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True)
+class Watches:
+    jobs: FirstSeen  # complete
+    pods: FirstSeen  # terminal, by Job name
+
+    def complete(self, job: str) -> tuple[float, float]:
+        """When ``job`` was seen complete, and its pod terminal (0.0 if never seen)."""
+        complete = self.jobs.wait(job)
+        return complete, self.pods.first.get(job, 0.0)
+
+
+def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str, float]:
     t0 = time.time()
     record = api.submit_ok(code=CODE)
     arrived: dict[str, float] = {}
@@ -157,12 +98,14 @@ def one_evaluation(api: Dispatcher, watch: JobWatch) -> dict[str, float]:
     job_name = api.get(record["eval_id"])["job_name"]
     running = data["running"]
     exited = float(running["started_at"]) + float(data[terminal]["duration_seconds"])
+    complete, pod_done = watch.complete(job_name)
+    runs.append(Run(job_name, t0, complete, pod_done, float(running["started_at"])))
     return {
         "submit_to_running": arrived["running"] - t0,
         "exit_to_terminal_event": arrived[terminal] - exited,
         "submit_to_terminal_event": arrived[terminal] - t0,
         "submit_to_verified_event": verified_at - t0,
-        "create_to_job_complete": watch.wait(job_name) - t0,
+        "create_to_job_complete": complete - t0,
     }
 
 
@@ -206,21 +149,27 @@ def plain_job(name: str) -> dict[str, Any]:
     }
 
 
-def one_plain(batch: kubernetes.client.BatchV1Api, namespace: str, watch: JobWatch) -> float:
+def one_plain(
+    batch: kubernetes.client.BatchV1Api, namespace: str, watch: Watches, runs: list[Run]
+) -> float:
     name = f"plain-{secrets.token_hex(4)}"
     t0 = time.time()
     # A plain dict, as the dispatcher creates its Jobs; the client's stubs want a V1Job.
     batch.create_namespaced_job(namespace, plain_job(name))  # type: ignore[arg-type]
-    return watch.wait(name) - t0
+    complete, pod_done = watch.complete(name)
+    runs.append(Run(name, t0, complete, pod_done))
+    return complete - t0
 
 
-def install(namespace: str) -> None:
+def install(namespace: str, values: list[Path]) -> None:
     helm = kube.helm_binary()
     assert helm, "helm not found"
     kube.kubectl("create", "namespace", namespace)
     kube.run(
         helm, "install", RELEASE, str(kube.CHART), "--namespace", namespace,
-        "--values", str(REPO / "tests/e2e/values.yaml"), "--wait", "--timeout", "300s",
+        "--values", str(REPO / "tests/e2e/values.yaml"),
+        *(arg for path in values for arg in ("--values", str(path))),
+        "--wait", "--timeout", "300s",
         timeout=330,
     )  # fmt: skip
 
@@ -228,35 +177,48 @@ def install(namespace: str) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     namespace = args.namespace or f"crucible-bench-{secrets.token_hex(3)}"
     if not args.namespace:
-        install(namespace)
+        install(namespace, args.values)
     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     batch = kubernetes.client.BatchV1Api()
-    watch = JobWatch(batch, namespace)
+    watch = Watches(
+        job_watch(batch, namespace), pod_watch(kubernetes.client.CoreV1Api(), namespace)
+    )
+    runtime = pod_timeline.Runtime()
     token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
+    runs: list[Run] = []
+    plain_runs: list[Run] = []
     try:
         with kube.service_endpoint(namespace, f"{RELEASE}-dispatcher", 8080) as (host, port):
             api = Dispatcher(f"http://{host}:{port}", token)
-            one_evaluation(api, watch)  # warm-up: first pod of each image, not measured
-            one_plain(batch, namespace, watch)
+            one_evaluation(api, watch, [])  # warm-up: first pod of each image, not measured
+            one_plain(batch, namespace, watch, [])
             ops_before = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 evaluations = list(
-                    pool.map(lambda _: one_evaluation(api, watch), range(args.count))
+                    pool.map(lambda _: one_evaluation(api, watch, runs), range(args.count))
                 )
             instrumented_seconds = time.time() - started
             ops_between = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 plain = list(
-                    pool.map(lambda _: one_plain(batch, namespace, watch), range(args.count))
+                    pool.map(
+                        lambda _: one_plain(batch, namespace, watch, plain_runs), range(args.count)
+                    )
                 )
             plain_seconds = time.time() - started
             ops_after = runtime_ops()
+            pods = runtime.pods(namespace)
     finally:
-        watch.stop.set()
+        watch.jobs.stop.set()
+        watch.pods.stop.set()
         if not args.namespace and not args.keep:
             kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    phases = {
+        "instrumented": pod_timeline.summarize(runs, pods, MAIN_CONTAINER),
+        "plain": pod_timeline.summarize(plain_runs, pods, MAIN_CONTAINER),
+    }
     instrumented = {k: summary([e[k] for e in evaluations]) for k in evaluations[0]}
     plain_summary = summary(plain)
     return {
@@ -270,6 +232,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p50": round(instrumented["create_to_job_complete"]["p50"] - plain_summary["p50"], 4),
             "p99": round(instrumented["create_to_job_complete"]["p99"] - plain_summary["p99"], 4),
         },
+        "phases_p50_seconds": {
+            kind: {phase: round(percentile(v, 50), 4) for phase, v in found.items()}
+            for kind, found in phases.items()
+        },
         "kubelet_runtime_operations": {
             "instrumented": per_pod(ops_before, ops_between, args.count),
             "plain": per_pod(ops_between, ops_after, args.count),
@@ -281,12 +247,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def print_phases(phases: dict[str, dict[str, float]]) -> None:
+    """Each phase's p50, instrumented next to bare, and what the instrumentation adds."""
+    instrumented, plain = phases["instrumented"], phases["plain"]
+    print(f"{'phase (p50, CRI times)':<34}{'instr. s':>10}{'bare s':>10}{'added s':>10}")
+    for phase, seconds in instrumented.items():
+        bare = plain.get(phase)
+        added = seconds - (bare or 0.0)
+        shown_bare = f"{bare:>10.3f}" if bare is not None else f"{'-':>10}"
+        print(f"{phase:<34}{seconds:>10.3f}{shown_bare}{added:>10.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--namespace", help="use the release already installed there")
     parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    parser.add_argument(
+        "--values", type=Path, action="append", default=[],
+        help="more chart values (e.g. tests/e2e/plain-sidecar-values.yaml)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/cluster_latency.json")
     args = parser.parse_args()
     problem = kube.cluster_problem()
@@ -303,6 +284,7 @@ def main() -> int:
     overhead = result["overhead_create_to_complete_seconds"]
     print(f"{'instrumentation overhead':<34}{overhead['p50']:>10.3f}{overhead['p99']:>10.3f}")
     print(f"throughput per minute: {result['throughput_per_minute']}")
+    print_phases(result["phases_p50_seconds"])
     print("kubelet runtime operations per pod (count x mean seconds):")
     for kind, ops in result["kubelet_runtime_operations"].items():
         shown = ", ".join(f"{op} {v['per_pod']} x {v['mean_seconds']:.3f}" for op, v in ops.items())

@@ -85,6 +85,13 @@ build_kueue() {
   mv "$CRUCIBLE_BIN/tmp-kueue/kueue" "$1" && rmdir "$CRUCIBLE_BIN/tmp-kueue"
 }
 
+build_crictl() {
+  GOBIN="$CRUCIBLE_BIN/tmp-crictl" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@v$CRICTL_VERSION"
+  mv "$CRUCIBLE_BIN/tmp-crictl/crictl" "$1" && rmdir "$CRUCIBLE_BIN/tmp-crictl"
+}
+
 build_etcd() {
   local out=$1 work="$CRUCIBLE_CACHE/work/etcd"
   wrapper_module "$work"
@@ -128,6 +135,7 @@ target_path() {
     kubernetes) echo "$CRUCIBLE_BIN/kubernetes-$KUBE_VERSION" ;;
     local-path-provisioner) echo "$CRUCIBLE_BIN/local-path-provisioner-$LOCAL_PATH_VERSION" ;;
     kueue) echo "$CRUCIBLE_BIN/kueue-$KUEUE_VERSION" ;;
+    crictl) echo "$CRUCIBLE_BIN/crictl-$CRICTL_VERSION" ;;
     *) log "unknown tool $1"; exit 2 ;;
   esac
 }

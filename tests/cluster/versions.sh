@@ -14,6 +14,9 @@ SYFT_VERSION=${SYFT_VERSION:-1.57.2}
 LOCAL_PATH_VERSION=${LOCAL_PATH_VERSION:-0.0.30}
 # Kueue's controller manager (issue 10's optional hand-off); the only release the proxy lists.
 KUEUE_VERSION=${KUEUE_VERSION:-0.17.0}
+# The CRI's own client, for bench/cluster_latency.py's per-container timings (nanoseconds, where
+# the API server's pod status has whole seconds); built on demand, not by CI.
+CRICTL_VERSION=${CRICTL_VERSION:-1.34.0}
 
 CRUCIBLE_CACHE=${CRUCIBLE_CACHE:-$HOME/.cache/crucible}
 CRUCIBLE_BIN=$CRUCIBLE_CACHE/bin
