@@ -158,7 +158,12 @@ class Service:
                 stopping = group.create_task(stop.wait())
                 await asyncio.wait({publishing, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if publishing.done():
-                    if not self._config.exit_after_terminal:
+                    # With the wrapper's EXIT in and its verdict out, nothing is left to do:
+                    # even a native sidecar leaves now rather than at the kubelet's SIGTERM,
+                    # which comes only once the kubelet has seen the command end (its next
+                    # relist, up to a second) and holds the pod's end back by as much.
+                    ended = channel_session.outcome is session.Outcome.ENDED
+                    if not (self._config.exit_after_terminal or ended):
                         await stopping
                     code = EXIT_OK
                 else:

@@ -224,10 +224,11 @@ class SidecarSettings:
     gives up. Must stay below the pod's terminationGracePeriodSeconds (30 s by default)."""
 
     exit_after_terminal: bool = dataclasses.field(default=_UNSET, metadata=_rule(_bool, True))
-    """Exit 0 once everything is published (the terminal event last): right for the local
+    """Exit 0 once the channel has ended and everything is published: right for the local
     backend and for a plain sidecar container, whose exit lets the Job complete. Set false for a
-    native sidecar (restartPolicy: Always), which the kubelet would restart: it stays up until
-    SIGTERM."""
+    native sidecar (restartPolicy: Always), which the kubelet would restart: it leaves once the
+    wrapper's verdict is out (the command has ended, so the pod is ending), and otherwise stays
+    up until SIGTERM."""
 
     log_level: LogLevel = dataclasses.field(default=_UNSET, metadata=_rule(_log_level, "INFO"))
     """Log level of the sidecar's stderr log."""

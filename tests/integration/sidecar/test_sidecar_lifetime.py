@@ -1,5 +1,6 @@
-"""When the sidecar exits: after the end with ``exit_after_terminal``, else at SIGTERM; a stop
-drains what comes within ``drain_deadline_seconds``."""
+"""When the sidecar exits: once the verdict is out (a native sidecar too), else with
+``exit_after_terminal`` when the channel ends, else at SIGTERM; a stop drains what comes within
+``drain_deadline_seconds``."""
 
 import asyncio
 
@@ -52,17 +53,32 @@ async def test_a_stop_gives_up_at_the_deadline_without_a_verdict(
     await peer.close()
 
 
-async def test_a_native_sidecar_stays_after_the_end_until_stopped(
+async def test_a_native_sidecar_leaves_once_the_verdict_is_out(
     ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar
 ) -> None:
+    # Not at the kubelet's SIGTERM, which would hold the pod's end back by a relist.
     sidecar = await start_sidecar(make_settings(ingest, paths, exit_after_terminal=False))
     peer = await WrapperPeer.hold(paths.socket)
     await peer.started()
     await peer.exit(0)
-    await ingest.wait_for(has_terminal)
-    await asyncio.sleep(0.1)
+    assert await sidecar.result() == service.EXIT_OK
+    assert has_terminal(ingest.published)
+    await peer.close()
+
+
+async def test_a_native_sidecar_without_a_verdict_stays_until_stopped(
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar
+) -> None:
+    # The channel ended with no EXIT: the kubelet restarts what exits, and a restarted sidecar
+    # trusts no connection; staying up until SIGTERM is all there is left to do.
+    sidecar = await start_sidecar(make_settings(ingest, paths, exit_after_terminal=False))
+    peer = await WrapperPeer.hold(paths.socket)
+    await peer.started()
+    await peer.close()
+    await asyncio.sleep(0.2)
     assert not sidecar.task.done()
     assert await sidecar.terminate() == service.EXIT_OK
+    assert not has_terminal(ingest.published)
 
 
 async def test_a_stop_before_the_wrapper_connects_exits_and_removes_the_socket(
