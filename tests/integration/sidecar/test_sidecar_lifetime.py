@@ -7,6 +7,7 @@ import asyncio
 from sidecar import service
 from tests.integration.sidecar.conftest import (
     Paths,
+    RunningSidecar,
     StartSidecar,
     has_terminal,
     make_settings,
@@ -53,13 +54,21 @@ async def test_a_stop_gives_up_at_the_deadline_without_a_verdict(
     await peer.close()
 
 
+async def native_with_its_wrapper(
+    ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar
+) -> tuple[RunningSidecar, WrapperPeer]:
+    """A native sidecar (``exit_after_terminal`` false) holding a started wrapper's channel."""
+    sidecar = await start_sidecar(make_settings(ingest, paths, exit_after_terminal=False))
+    peer = await WrapperPeer.hold(paths.socket)
+    await peer.started()
+    return sidecar, peer
+
+
 async def test_a_native_sidecar_leaves_once_the_verdict_is_out(
     ingest: RecordingIngest, paths: Paths, start_sidecar: StartSidecar
 ) -> None:
     # Not at the kubelet's SIGTERM, which would hold the pod's end back by a relist.
-    sidecar = await start_sidecar(make_settings(ingest, paths, exit_after_terminal=False))
-    peer = await WrapperPeer.hold(paths.socket)
-    await peer.started()
+    sidecar, peer = await native_with_its_wrapper(ingest, paths, start_sidecar)
     await peer.exit(0)
     assert await sidecar.result() == service.EXIT_OK
     assert has_terminal(ingest.published)
@@ -71,9 +80,7 @@ async def test_a_native_sidecar_without_a_verdict_stays_until_stopped(
 ) -> None:
     # The channel ended with no EXIT: the kubelet restarts what exits, and a restarted sidecar
     # trusts no connection; staying up until SIGTERM is all there is left to do.
-    sidecar = await start_sidecar(make_settings(ingest, paths, exit_after_terminal=False))
-    peer = await WrapperPeer.hold(paths.socket)
-    await peer.started()
+    sidecar, peer = await native_with_its_wrapper(ingest, paths, start_sidecar)
     await peer.close()
     await asyncio.sleep(0.2)
     assert not sidecar.task.done()
