@@ -177,7 +177,11 @@ def install(namespace: str, values: list[Path]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     namespace = args.namespace or f"crucible-bench-{secrets.token_hex(3)}"
     if not args.namespace:
-        install(namespace, args.values)
+        try:
+            install(namespace, args.values)
+        except BaseException:
+            kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+            raise
     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     batch = kubernetes.client.BatchV1Api()
     watch = Watches(
