@@ -140,3 +140,13 @@ def test_external_redis_default_user(helm: str) -> None:
     )
     env = {e["name"]: e.get("value") for e in deployment_env(manifests)}
     assert env["CRUCIBLE_REDIS_URL"] == "redis://:$(REDIS_PASSWORD)@r:6379/0"
+
+
+def test_the_sidecars_cpu_request_reaches_the_settings(
+    helm: str, chart_settings: Callable[[list[render.Manifest]], DispatcherSettings]
+) -> None:
+    # Its share of a busy node's CPU when it publishes the verdict (values.yaml says why).
+    assert chart_settings(render.template()).kubernetes.sidecar_resources.cpu_request == "10m"
+    raised = chart_settings(render.template(sets=["sidecar.cpuRequest=250m"]))
+    assert raised.kubernetes.sidecar_resources.cpu_request == "250m"
+    assert raised.kubernetes.sidecar_resources.as_dict()["requests"]["cpu"] == "250m"
