@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import os
 import re
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.support.stats import percentile  # noqa: E402
 from tests.e2e import kube  # noqa: E402
 from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
 from tests.e2e.conftest import Release, installed  # noqa: E402
@@ -114,11 +114,6 @@ class Watcher:
                 missing = [e for e in eval_ids if e not in self.verified]
                 raise TimeoutError(f"{len(missing)} without a verified verdict: {missing[:5]}")
             time.sleep(0.5)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def burst(

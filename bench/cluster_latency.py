@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import secrets
@@ -41,6 +40,7 @@ import kubernetes  # noqa: E402
 from bench.support import pod_timeline  # noqa: E402
 from bench.support.cluster_watch import FirstSeen, job_watch, per_pod, pod_watch, runtime_ops  # noqa: E402
 from bench.support.pod_timeline import Run  # noqa: E402
+from bench.support.stats import percentile  # noqa: E402
 from tests.e2e import kube  # noqa: E402
 from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
 
@@ -48,12 +48,6 @@ RELEASE = "crucible-bench"
 CODE = "print('bench')"
 EXECUTOR = "localhost/crucible-executor-python:ci"
 MAIN_CONTAINER = "evaluation"  # the chart's Job template's and plain_job's
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, math.ceil(p / 100 * len(ordered)) - 1)
-    return ordered[rank]
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -27,11 +27,18 @@ for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   HELM_KUBE_LDFLAGS+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$kube_minor"
 done
 
+# `go install PACKAGE@VERSION` into OUT, linked with "-s -w" and EXTRA_LDFLAGS; go install
+# names the binary after the package, so it is built in a directory of its own and moved.
+go_install() {
+  local out=$1 extra_ldflags=$2 package=$3 tmp
+  tmp=$(mktemp -d "$CRUCIBLE_BIN/tmp-XXXXXX")
+  GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w $extra_ldflags" "$package"
+  mv "$tmp"/* "$out" && rmdir "$tmp"
+}
+
 build_helm() {
-  GOBIN="$CRUCIBLE_BIN/tmp-helm" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION $HELM_KUBE_LDFLAGS" \
+  go_install "$1" "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION $HELM_KUBE_LDFLAGS" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-helm/helm" "$1" && rmdir "$CRUCIBLE_BIN/tmp-helm"
 }
 
 build_ct() {
@@ -46,50 +53,36 @@ build_ct() {
 }
 
 build_actionlint() {
-  GOBIN="$CRUCIBLE_BIN/tmp-al" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-al/actionlint" "$1" && rmdir "$CRUCIBLE_BIN/tmp-al"
+  go_install "$1" "" "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
 }
 
 # The release workflow's signing and SBOM steps, run on the platform image by tests/release.
 build_cosign() {
-  GOBIN="$CRUCIBLE_BIN/tmp-cosign" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION" \
+  go_install "$1" "-X sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION" \
     "github.com/sigstore/cosign/v2/cmd/cosign@v$COSIGN_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-cosign/cosign" "$1" && rmdir "$CRUCIBLE_BIN/tmp-cosign"
 }
 
 build_syft() {
-  GOBIN="$CRUCIBLE_BIN/tmp-syft" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X main.version=$SYFT_VERSION" "github.com/anchore/syft/cmd/syft@v$SYFT_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-syft/syft" "$1" && rmdir "$CRUCIBLE_BIN/tmp-syft"
+  go_install "$1" "-X main.version=$SYFT_VERSION" "github.com/anchore/syft/cmd/syft@v$SYFT_VERSION"
 }
 
 build_coredns() {
-  GOBIN="$CRUCIBLE_BIN/tmp-coredns" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "github.com/coredns/coredns@v$COREDNS_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-coredns/coredns" "$1" && rmdir "$CRUCIBLE_BIN/tmp-coredns"
+  go_install "$1" "" "github.com/coredns/coredns@v$COREDNS_VERSION"
 }
 
 build_local-path-provisioner() {
-  GOBIN="$CRUCIBLE_BIN/tmp-lpp" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X main.VERSION=v$LOCAL_PATH_VERSION" \
+  go_install "$1" "-X main.VERSION=v$LOCAL_PATH_VERSION" \
     "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-lpp/local-path-provisioner" "$1" && rmdir "$CRUCIBLE_BIN/tmp-lpp"
 }
 
 build_kueue() {
-  GOBIN="$CRUCIBLE_BIN/tmp-kueue" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v$KUEUE_VERSION" \
+  go_install "$1" "-X sigs.k8s.io/kueue/pkg/version.GitVersion=v$KUEUE_VERSION" \
     "sigs.k8s.io/kueue/cmd/kueue@v$KUEUE_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-kueue/kueue" "$1" && rmdir "$CRUCIBLE_BIN/tmp-kueue"
 }
 
 build_crictl() {
-  GOBIN="$CRUCIBLE_BIN/tmp-crictl" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
+  go_install "$1" "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
     "sigs.k8s.io/cri-tools/cmd/crictl@v$CRICTL_VERSION"
-  mv "$CRUCIBLE_BIN/tmp-crictl/crictl" "$1" && rmdir "$CRUCIBLE_BIN/tmp-crictl"
 }
 
 build_etcd() {
