@@ -77,6 +77,8 @@ from typing import Any
 import aiohttp
 import redis.asyncio
 
+from dispatcher.backends.base import CODE_COMMAND
+from dispatcher.backends.local import interpreter
 from dispatcher.embedded_redis import EmbeddedRedis
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
@@ -218,16 +220,17 @@ async def one_evaluation(
 
 
 async def floor(
-    client: "redis.asyncio.Redis", subscriber: Subscriber, count: int
+    client: "redis.asyncio.Redis", subscriber: Subscriber, count: int, python: str
 ) -> tuple[list[float], list[float]]:
     """A bare child and one PUBLISH of its output: the least any design could do. From the
-    child's print, and from its reap (``communicate`` returning)."""
+    child's print, and from its reap (``communicate`` returning). The child is the command a
+    ``code`` submission runs, with the ``python`` the local backend gives it."""
     latencies, from_reap = [], []
     for i in range(count):
         key = f"floor-{i}"
         heard = subscriber.expect(key)
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CHILD_CODE, stdout=asyncio.subprocess.PIPE
+            python, *CODE_COMMAND[1:], CHILD_CODE, stdout=asyncio.subprocess.PIPE
         )
         out, _ = await child.communicate()
         reaped = time.time()
@@ -299,7 +302,9 @@ async def measure_floor(redis_url: str, count: int) -> dict[str, dict[str, float
     subscriber = Subscriber(client)
     await subscriber.start()
     try:
-        from_print, from_reap = await floor(client, subscriber, count)
+        with tempfile.TemporaryDirectory(prefix="crucible-bench-python-") as root:
+            python = str(interpreter.prepare(Path(root)) / "python")
+            from_print, from_reap = await floor(client, subscriber, count, python)
         return {"from_print": percentiles(from_print), "from_reap": percentiles(from_reap)}
     finally:
         await subscriber.stop()

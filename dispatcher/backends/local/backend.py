@@ -18,7 +18,6 @@ import logging
 import math
 import pathlib
 import shutil
-import sys
 import tempfile
 
 import redis.asyncio
@@ -30,6 +29,7 @@ from dispatcher.backends import base, reserve
 from dispatcher.backends.fair_queue import FairQueue
 from dispatcher.backends.local import dirs as local_dirs
 from dispatcher.backends.local import inflight as local_inflight
+from dispatcher.backends.local import interpreter as local_interpreter
 from dispatcher.backends.local import run as local_run
 from dispatcher.backends.local.config import LocalConfig
 from dispatcher.store import connect, publish
@@ -232,14 +232,7 @@ class LocalBackend:
             root.mkdir(parents=True, exist_ok=True)
         wrapper_path = root / WRAPPER_FILE
         pack.build(wrapper_path)
-        bin_dir = root / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        for name in ("python", "python3"):
-            link = bin_dir / name
-            if link.is_symlink() and link.readlink() != pathlib.Path(sys.executable):
-                link.unlink()  # a work root kept from another interpreter
-            if not link.is_symlink():
-                link.symlink_to(sys.executable)
+        bin_dir = local_interpreter.prepare(root)
         return local_run.RunContext(
             config=self._config,
             publisher=self._publisher,
