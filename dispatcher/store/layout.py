@@ -77,6 +77,12 @@ def encode_record(record: Record) -> dict[str, str]:
     }
 
 
+def packed_fields(record: Record) -> str:
+    """``encode_record`` as create_record.lua's one argument: name NUL value NUL ... (JSON
+    escapes every control character, so no value holds a raw NUL)."""
+    return "".join(f"{name}\0{value}\0" for name, value in encode_record(record).items())
+
+
 def decode_fields(raw: dict[bytes, bytes]) -> dict[str, Any]:
     return {k.decode(): json.loads(v) for k, v in raw.items()}
 

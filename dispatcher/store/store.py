@@ -112,9 +112,8 @@ class Store:
             (limits.submissions_per_second or 0) if limits else 0,
             limits.submissions_burst if limits else 1,
             entry.field if entry else "", entry.value if entry else "",
+            layout.packed_fields(record),
         ]  # fmt: skip
-        for name, value in layout.encode_record(record).items():
-            args += [name, value]
         return args
 
     async def get(self, eval_id: str) -> Record | None:

@@ -283,3 +283,36 @@ def test_the_events_the_consumer_skips_change_nothing_but_last_seq(status: str, 
             assert changes == {"last_seq": 2}
         else:
             assert candidate.type != events.EventType.ACCEPTED or candidate.job_name is not None
+
+
+def _as_published(candidate: events.Event, seq: int = 7) -> bytes:
+    """The global stream's copy of ``candidate`` as ``publish.lua`` writes it."""
+    slim = candidate.slim_json()
+    assert slim is not None
+    return ('{"v":1,"seq":' + str(seq) + "," + slim[1:]).encode()
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        events.Event(eval_id="t1/a-1", type="accepted", source="dispatcher"),
+        events.Event(eval_id="a-1", type="accepted", source="sidecar", ts=1.5e9),
+        events.Event(eval_id="t1/a-1", type="accepted", source="dispatcher", job_name="j"),
+        events.Event(eval_id="t1/a-1", type="queued", source="dispatcher", position=3),
+        events.Event(eval_id="t1/a-1", type="running", source="sidecar"),
+        events.Event(eval_id="t1/a-1", type="completed", source="sidecar", exit_code=0),
+        events.Event(eval_id="t1/a-1", type="failed", source="sidecar", reason='"type":"accepted"'),
+    ],
+)
+def test_the_consumers_raw_check_skips_only_what_changes_nothing(candidate: events.Event):
+    """``_IDLE_ACCEPTED`` skips an entry unparsed: only where the parsed event would be too."""
+    raw = _as_published(candidate)
+    assert events.parse(raw).type == candidate.type
+    skipped_raw = consumer._IDLE_ACCEPTED.match(raw) is not None
+    assert skipped_raw == consumer._changes_nothing(events.parse(raw))
+
+
+def test_the_consumers_raw_check_does_not_match_a_field_that_looks_like_one():
+    """A terminal event whose text holds the pattern is parsed, whatever its fields say."""
+    forged = b'{"v":1,"seq":3,"eval_id":"a","type":"failed","reason":"x","type":"accepted"}'
+    assert consumer._IDLE_ACCEPTED.match(forged) is None
