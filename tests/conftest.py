@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio
 
+from tests import redis_cluster as cluster
 from tests import redisproc
 
 
@@ -41,3 +42,19 @@ def restartable_redis(tmp_path: pathlib.Path) -> Iterator[redisproc.RedisProcess
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.RedisCluster]:
+    """A real 3-master Redis Cluster for the session (started only by tests that ask)."""
+    servers = cluster.RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    servers.start()
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: cluster.RedisCluster) -> str:
+    """The cluster's URL, every master flushed: a clean database per test."""
+    redis_cluster.flushall()
+    return redis_cluster.url
