@@ -247,7 +247,9 @@ def measure_round(
     redis_server: EmbeddedRedis, work: pathlib.Path, requests: int, clients: int, warmup: int
 ) -> tuple[dict[str, Any], float]:
     """One dispatcher run (a fresh process, stopped before the baseline so that its consumer
-    does not read the baseline's entries), then the raw loop's."""
+    does not read the baseline's entries), then the raw loop's, each on an empty Redis: a
+    dispatcher started on the last one's data would first end its queued submissions."""
+    flush(redis_server.url)
     port = free_port()
     server = start_server(redis_server.url, port, work)
     try:
@@ -262,8 +264,16 @@ def measure_round(
         }
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=60)
+    flush(redis_server.url)
     return result, asyncio.run(raw_loop(redis_server.url, requests, clients))
+
+
+def flush(redis_url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
 
 
 def main() -> int:
