@@ -27,6 +27,11 @@ run: venv
 ## test: lint, chart checks, unit + integration tests, end-to-end tests (skip without a cluster)
 test: lint chart-check wrapper-oldest
 	$(PY) -m pytest tests
+	$(MAKE) redis-cluster-test
+
+## redis-cluster-test: the integration suite again, on a real 3-master Redis Cluster
+redis-cluster-test: venv
+	CRUCIBLE_TEST_REDIS=cluster $(PY) -m pytest tests/integration tests/unit/kube
 
 # The wrapper runs under the executor image's python (3.8+): run its tests under the oldest one
 # this machine has as well (pyenv installs on these machines; skipped where there is none).

@@ -85,7 +85,7 @@ class Watcher:
         self.queued = 0
         self.verified: dict[str, float] = {}
         self.stop = threading.Event()
-        info: dict[str, Any] = self.redis.xinfo_stream(keys.GLOBAL_STREAM)  # type: ignore[assignment]
+        info: dict[str, Any] = self.redis.xinfo_stream(keys.STANDALONE.global_stream(0))  # type: ignore[assignment]
         self.start = info["last-generated-id"]
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -99,7 +99,7 @@ class Watcher:
             admitted, queued = pipe.execute()
             self.admitted = max(self.admitted, int(admitted))
             self.queued = max(self.queued, int(queued))
-            reply: list[Any] = self.redis.xread({keys.GLOBAL_STREAM: last}, block=100)  # type: ignore[assignment]
+            reply: list[Any] = self.redis.xread({keys.STANDALONE.global_stream(0): last}, block=100)  # type: ignore[assignment]
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id

@@ -165,7 +165,7 @@ class RawWrites:
         await self._store.create(self._record(eval_id))
         accepted = events.Event(eval_id=eval_id, type="accepted", source="dispatcher")
         await self._publisher.publish(accepted, token="accepted")
-        await self.client.hset(keys.LOCAL_INFLIGHT, eval_id, "bench")  # type: ignore[misc]
+        await self.client.hset(keys.STANDALONE.local_inflight(0), eval_id, "bench")  # type: ignore[misc]
         await self._store.set_job_name(eval_id, f"local-{eval_id}")
 
     async def submit_pipelined(self, eval_id: str) -> None:
@@ -175,11 +175,14 @@ class RawWrites:
         from wire import events, keys
 
         record = self._record(eval_id, job_name=f"local-{eval_id}")
-        entry = layout.QueueEntry(keys.LOCAL_INFLIGHT, eval_id, "bench")
+        entry = layout.QueueEntry(keys.STANDALONE.local_inflight(0), eval_id, "bench")
         accepted = events.Event(eval_id=eval_id, type="accepted", source="dispatcher")
         args = self._store.create_args(record, '"' + os.urandom(16).hex() + '"', None, entry)
         async with self.client.pipeline(transaction=False) as pipe:
-            lua.CREATE_RECORD.queue(pipe, [*layout.create_keys(record), entry.key], args)
+            space = keys.STANDALONE
+            lua.CREATE_RECORD.queue(
+                pipe, layout.create_keys(space, record, entry_key=entry.key), args
+            )
             self._publisher.queue(pipe, accepted, token="accepted")
             await lua.execute(pipe)
 

@@ -16,7 +16,6 @@ from dispatcher.backends.base import Backend
 from dispatcher.embedded_redis import EmbeddedRedis
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import publish
-from dispatcher.store.connect import connect
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +74,14 @@ async def _serve_until_signalled(settings: DispatcherSettings, redis_url: str) -
 
 
 async def build_app(settings: DispatcherSettings, redis_url: str) -> web.Application:
-    client = connect(
-        redis_url,
+    target = settings.redis_target(redis_url)
+    client = target.connect(
         max_connections=settings.redis_pool_max,
         longest_block_seconds=max(settings.consumer.block_seconds, event_hub.BLOCK_SECONDS),
     )
     # Event streams block in XREAD, each on a connection of its own: a pool of their own, as
     # big as the streams a dispatcher holds, so they never starve the API's commands.
-    streams = connect(
-        redis_url,
+    streams = target.connect(
         max_connections=settings.sse_streams_max,
         longest_block_seconds=settings.sse_heartbeat_seconds,
     )
@@ -114,7 +112,12 @@ def make_backend(
     if settings.backend == "local":
         from dispatcher.backends.local.backend import LocalBackend
 
-        return LocalBackend(settings.local, redis_url=redis_url, publisher=publisher, link=link)
+        return LocalBackend(
+            settings.local,
+            redis_target=settings.redis_target(redis_url),
+            publisher=publisher,
+            link=link,
+        )
     from dispatcher.backends.kube.backend import KubernetesBackend
 
     return KubernetesBackend(

@@ -15,7 +15,9 @@ import pydantic_settings
 from dispatcher import quantities, tenants
 from dispatcher.backends.kube.config import KubernetesConfig
 from dispatcher.backends.local.config import LocalConfig
+from dispatcher.store import connect
 from dispatcher.tenants import TenantsConfig
+from wire import keys
 from wire import limits as wire_limits
 
 # One random key per process when none is configured: the backend that issues sidecar tokens
@@ -135,6 +137,15 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
     """Redis for records and events (``redis://``, ``rediss://``, ``unix://``). Unset: ``crucible
     serve`` starts an embedded Redis under ``data_dir``."""
 
+    redis_cluster: bool = False
+    """``redis_url`` names a node of a Redis Cluster: the keys are partitioned by hash tag
+    (``wire.keys.Keyspace``), so every evaluation lives on one shard and the load spreads."""
+
+    redis_sentinel_master: str | None = None
+    """The master's name at Redis Sentinel: ``redis_url`` then names the Sentinels
+    (``redis://[user:password@]host:port,host:port/db``, the credentials and db the master's),
+    and the dispatcher follows the master through failovers."""
+
     data_dir: pathlib.Path = pathlib.Path.home() / ".cache" / "crucible" / "redis"
     """Directory of the embedded Redis (append-only file), used when ``redis_url`` is unset."""
 
@@ -237,6 +248,14 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
             return pydantic.TypeAdapter(list[str]).validate_json(value)
         return _split_tokens(value)
 
+    def redis_target(self, redis_url: str) -> "connect.Target":
+        """``redis_url`` (the embedded Redis's when ``redis_url`` is unset) as configured."""
+        return connect.Target(redis_url, self.redis_cluster, self.redis_sentinel_master)
+
+    def keyspace(self) -> keys.Keyspace:
+        """Where the records live in Redis (``wire.keys``): partitioned on a Redis Cluster."""
+        return keys.CLUSTER if self.redis_cluster else keys.STANDALONE
+
     @pydantic.field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -246,6 +265,12 @@ class DispatcherSettings(pydantic_settings.BaseSettings):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> Self:
+        if (self.redis_cluster or self.redis_sentinel_master) and (
+            self.redis_url is None or self.redis_url.startswith("unix")
+        ):
+            raise ValueError("redis_cluster and redis_sentinel_master need a redis:// URL")
+        if self.redis_cluster and self.redis_sentinel_master:
+            raise ValueError("redis_cluster and redis_sentinel_master exclude each other")
         if self.default_image not in self.images:
             raise ValueError(f"default_image {self.default_image!r} is not a key of images")
         self.ingest_key_bytes()  # a short key or an unreadable file stops the start

@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio
 
 from tests import redis_cluster as cluster
-from tests import redisproc
+from tests import redis_mode, redisproc
 
 
 @pytest.fixture(scope="session")
@@ -20,17 +20,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redisproc
 
 
 @pytest.fixture
-async def redis_url(redis_server: redisproc.RedisProcess) -> str:
-    client = redis.asyncio.Redis.from_url(redis_server.url)
+async def redis_url(request: pytest.FixtureRequest) -> str:
+    """A clean database: the session's server flushed, or with ``CRUCIBLE_TEST_REDIS=cluster``
+    the session's Redis Cluster, every master flushed (``tests.redis_mode``)."""
+    if redis_mode.CLUSTER:
+        url: str = request.getfixturevalue("redis_cluster_url")
+        return url
+    server: redisproc.RedisProcess = request.getfixturevalue("redis_server")
+    client = redis.asyncio.Redis.from_url(server.url)
     await client.flushall()
     await client.aclose()
-    return redis_server.url
+    return server.url
 
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    """A client of the per-test (flushed) database, closed at the end of the test."""
-    client = redis.asyncio.Redis.from_url(redis_url)
+    """A client of the per-test (flushed) database, closed at the end of the test: a cluster
+    client on a Redis Cluster, as the dispatcher's own."""
+    client = redis_mode.client(redis_url)
     yield client
     await client.aclose()
 

@@ -2,7 +2,8 @@
 -- in tests/status_model.py, the differential model this script is tested against.
 -- KEYS: 1 record hash, 2..11 status index sorted sets in the order of STATUSES below, 12..21
 --       the same of the record's tenant, 22 the Kubernetes backend's admitted evaluations,
---       23 its tenant's (an end frees the admission slot at once, in the same step)
+--       23 its tenant's (an end frees the admission slot at once, in the same step; on a Redis
+--       Cluster they live in another slot, 22 and 23 are left out and the step after frees it)
 -- ARGV: 1 seq, 2 type, 3 source, 4 '1' if the event says verified, 5 ts (JSON),
 --       6.. name, JSON value pairs of the event's fields that are set
 -- Record hash values are JSON texts. Returns 1 if the record changed, 0 if not (no record,
@@ -145,7 +146,7 @@ if new_status ~= status then
       if name == new_status then redis.call('ZADD', KEYS[i + offset], score, eval_id) end
     end
   end
-  if TERMINAL[new_status] then
+  if TERMINAL[new_status] and KEYS[ADMITTED] then
     redis.call('ZREM', KEYS[ADMITTED], eval_id)
     redis.call('ZREM', KEYS[ADMITTED + 1], eval_id)
   end

@@ -1,44 +1,40 @@
 -- Creates an evaluation record unless one exists, within its tenant's limits. Owner:
 -- dispatcher/store/store.py (create_keys, create_args).
 -- KEYS: 1 record hash, 2 index of all records, 3 index of its status, 4 its tenant's index of
---       all, 5 its tenant's index of that status, 6 the set of tenants, 7..11 its tenant's
---       indexes of the statuses not yet ended (accepted, queued, scheduled, pending, running),
---       12 its tenant's submission bucket (hash: tokens, at), 13 (optional) the hash of a
---       backend's queue entries (the local backend's in-flight hash)
+--       all, 5 its tenant's index of that status, 6 the set of tenants; then, in this order and
+--       only when ARGV says so: its tenant's indexes of the statuses not yet ended (accepted,
+--       queued, scheduled, pending, running; when ARGV[6] > 0), its tenant's submission bucket
+--       (hash: tokens, at; when ARGV[7] > 0), the hash of a backend's queue entries (the local
+--       backend's in-flight hash; when ARGV[9] ~= '')
 -- ARGV: 1 ttl seconds, 2 created_at (index score), 3 eval_id, 4 creation nonce, 5 tenant,
 --       6 most evaluations not yet ended (0 = no limit), 7 submissions per second (0 = no
---       limit), 8 burst, 9 the queue entry's field in KEYS[13], 10 its value (written only when
---       the record is created: the backend takes the submission in the same step), 11 the
---       record's fields: name NUL JSON value NUL ..., one argument (a JSON text holds no raw
---       NUL; one argument instead of two per field halves what the client packs per call)
--- Returns {1, '', ''} if created; {0, the existing record's request_digest (JSON), its creation
--- nonce} if it exists (a client retry after a lost reply recognises its own creation by the
--- nonce); {2, 'active', ''} or {2, 'rate', seconds until a submission is allowed} over a limit,
--- with nothing written.
+--       limit), 8 burst, 9 the queue entry's field, 10 its value (written only when the record
+--       is created: the backend takes the submission in the same step), 11 the record's
+--       fields: name NUL JSON value NUL ..., one argument (a JSON text holds no raw NUL; one
+--       argument instead of two per field halves what the client packs per call)
+-- On a Redis Cluster the tenant's limits are the step before (tenant_admit.lua): ARGV 6 and 7
+-- are 0 here. Returns {1, '', ''} if created; {0, the existing record's request_digest (JSON),
+-- its creation nonce} if it exists (a client retry after a lost reply recognises its own
+-- creation by the nonce); charge_limits's refusal over a limit, with nothing written.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 then
   return {0, redis.call('HGET', key, 'request_digest') or '',
           redis.call('HGET', key, 'creation_nonce') or ''}
 end
 
-local active_max = tonumber(ARGV[6])
+local active_max, rate = tonumber(ARGV[6]), tonumber(ARGV[7])
+local next_key = 7
+local active, bucket = 0, nil
 if active_max > 0 then
-  local active = 0
-  for i = 7, 11 do active = active + redis.call('ZCARD', KEYS[i]) end
-  if active >= active_max then return {2, 'active', ''} end
+  for i = next_key, next_key + 4 do active = active + redis.call('ZCARD', KEYS[i]) end
+  next_key = next_key + 5
 end
-
-local rate, burst = tonumber(ARGV[7]), tonumber(ARGV[8])
-local tokens, now
 if rate > 0 then
-  local clock = redis.call('TIME')
-  now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
-  local bucket = redis.call('HMGET', KEYS[12], 'tokens', 'at')
-  tokens = tonumber(bucket[1]) or burst
-  local at = tonumber(bucket[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-  if tokens < 1 then return {2, 'rate', tostring((1 - tokens) / rate)} end
+  bucket = KEYS[next_key]
+  next_key = next_key + 1
 end
+local refused = charge_limits(active, active_max, bucket, rate, tonumber(ARGV[8]))
+if refused then return refused end
 
 local fields = {'creation_nonce', ARGV[4]}
 for name, value in string.gmatch(ARGV[11], '([^%z]+)%z([^%z]*)%z') do
@@ -47,14 +43,7 @@ for name, value in string.gmatch(ARGV[11], '([^%z]+)%z([^%z]*)%z') do
 end
 redis.call('HSET', key, unpack(fields))
 redis.call('EXPIRE', key, ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+for i = 2, 5 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3]) end
 redis.call('SADD', KEYS[6], ARGV[5])
-if KEYS[13] then redis.call('HSET', KEYS[13], ARGV[9], ARGV[10]) end
-if rate > 0 then
-  redis.call('HSET', KEYS[12], 'tokens', tostring(tokens - 1), 'at', tostring(now))
-  redis.call('EXPIRE', KEYS[12], math.ceil(burst / rate) + 1)
-end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[next_key], ARGV[9], ARGV[10]) end
 return {1, '', ''}

@@ -24,25 +24,28 @@
       :specs                    hash, eval_id -> the submission to create its Job from (JSON)
       :admitted[:{tenant}]      sorted set of the admitted evaluations not yet ended (all, and
                                 one tenant's), score the admission time; an end removes them
-                                (``apply_event.lua``)
+                                (``apply_event.lua``; on a Redis Cluster the step after it)
     crucible:epoch              string, present in a Redis that has kept its data: a Redis
                                 without it lost everything (records are rebuilt from Jobs)
     crucible:local:inflight     hash, the local backend's running evaluations and their owners
     evaluation:running|completed|failed   pub/sub channels of the original design
 
+On a Redis Cluster (``Keyspace``) every key above but the queue's and the epoch carries its
+partition's hash tag, ``crucible:{N}:eval:{eval_id}`` and so on, one global stream per
+partition; a tenant's bucket, and the set of its evaluations not yet ended that its limit
+counts, are ``crucible:{t:<tenant>}:bucket`` and ``crucible:{t:<tenant>}:active``.
+
 Only the dispatcher writes any of them: sidecars hand their events to it (``wire.ingest``).
 """
 
-RECORD_PREFIX = "crucible:eval:"
-INDEX = "crucible:evals"
-TENANTS = "crucible:tenants"
-GLOBAL_STREAM = "crucible:events"
+import dataclasses
+import zlib
+
 CONSUMER_GROUP = "crucible:dispatchers"
 EVENT_FIELD = "event"
 # Field of a global-stream entry naming the full event's id in the evaluation's stream.
 FULL_EVENT_FIELD = "full"
 
-LOCAL_INFLIGHT = "crucible:local:inflight"
 EPOCH = "crucible:epoch"
 
 QUEUE_PREFIX = "crucible:{queue}:"
@@ -61,34 +64,6 @@ LEGACY_COMPLETED = "evaluation:completed"
 LEGACY_FAILED = "evaluation:failed"
 
 
-def record_key(eval_id: str) -> str:
-    return f"{RECORD_PREFIX}{eval_id}"
-
-
-def status_index(status: str) -> str:
-    return f"{INDEX}:{status}"
-
-
-def tenant_index(tenant: str) -> str:
-    return f"crucible:tenant:{tenant}:evals"
-
-
-def tenant_status_index(tenant: str, status: str) -> str:
-    return f"{tenant_index(tenant)}:{status}"
-
-
-def tenant_bucket(tenant: str) -> str:
-    return f"crucible:tenant:{tenant}:bucket"
-
-
-def eval_stream(eval_id: str) -> str:
-    return f"crucible:events:{eval_id}"
-
-
-def publish_meta(eval_id: str) -> str:
-    return f"crucible:pub:{eval_id}"
-
-
 def tenant_queue(tenant: str) -> str:
     return QUEUE_TENANT_PREFIX + tenant
 
@@ -97,5 +72,86 @@ def tenant_admitted(tenant: str) -> str:
     return ADMITTED_TENANT_PREFIX + tenant
 
 
-def cancel_tombstone(eval_id: str) -> str:
-    return f"crucible:kube:cancel:{eval_id}"
+# Partitions of a Redis Cluster keyspace: each evaluation's keys share one hash tag, its
+# partition's, so every script touches one slot; the partitions spread over the masters.
+CLUSTER_PARTITIONS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyspace:
+    """Where the evaluation keys live. One partition (a single Redis, Sentinel's master): the
+    names above, as they always were. Several (Redis Cluster): the same names with the
+    partition's hash tag after ``crucible:`` (``crucible:{3}:eval:<id>``), an evaluation in
+    partition ``crc32(eval_id) % partitions`` with its record, streams and the partition's
+    indexes and global stream; a tenant's limits under its own tag (``crucible:{t:<tenant>}:``),
+    checked in a step of their own (``wire/tenant_admit.lua``)."""
+
+    partitions: int = 1
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partitions > 1
+
+    def partition(self, eval_id: str) -> int:
+        if self.partitions == 1:
+            return 0
+        return zlib.crc32(eval_id.encode()) % self.partitions
+
+    def all_partitions(self) -> range:
+        return range(self.partitions)
+
+    def _at(self, partition: int) -> str:
+        return "crucible:" if self.partitions == 1 else f"crucible:{{{partition}}}:"
+
+    def _of(self, eval_id: str) -> str:
+        return self._at(self.partition(eval_id))
+
+    # One evaluation's keys.
+    def record(self, eval_id: str) -> str:
+        return f"{self._of(eval_id)}eval:{eval_id}"
+
+    def eval_stream(self, eval_id: str) -> str:
+        return f"{self._of(eval_id)}events:{eval_id}"
+
+    def publish_meta(self, eval_id: str) -> str:
+        return f"{self._of(eval_id)}pub:{eval_id}"
+
+    def cancel_tombstone(self, eval_id: str) -> str:
+        return f"{self._of(eval_id)}kube:cancel:{eval_id}"
+
+    # One partition's keys (an evaluation's: ``partition(eval_id)``).
+    def index(self, partition: int) -> str:
+        return f"{self._at(partition)}evals"
+
+    def status_index(self, partition: int, status: str) -> str:
+        return f"{self.index(partition)}:{status}"
+
+    def tenant_index(self, partition: int, tenant: str) -> str:
+        return f"{self._at(partition)}tenant:{tenant}:evals"
+
+    def tenant_status_index(self, partition: int, tenant: str, status: str) -> str:
+        return f"{self.tenant_index(partition, tenant)}:{status}"
+
+    def tenants(self, partition: int) -> str:
+        return f"{self._at(partition)}tenants"
+
+    def global_stream(self, partition: int) -> str:
+        return f"{self._at(partition)}events"
+
+    def local_inflight(self, partition: int) -> str:
+        return f"{self._at(partition)}local:inflight"
+
+    # A tenant's limits.
+    def tenant_bucket(self, tenant: str) -> str:
+        if self.partitions == 1:
+            return f"crucible:tenant:{tenant}:bucket"
+        return f"crucible:{{t:{tenant}}}:bucket"
+
+    def tenant_active(self, tenant: str) -> str:
+        """Partitioned only: the tenant's evaluations not yet ended (sorted set, score the
+        creation time); one partition counts them in its status indexes."""
+        return f"crucible:{{t:{tenant}}}:active"
+
+
+STANDALONE = Keyspace()
+CLUSTER = Keyspace(CLUSTER_PARTITIONS)

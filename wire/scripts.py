@@ -8,8 +8,12 @@ def _read(name: str) -> str:
 
 
 PUBLISH = _read("publish.lua")
-CREATE_RECORD = _read("create_record.lua")
+# A tenant's limits: one function, prepended (Redis scripts cannot call each other).
+_LIMITS = _read("tenant_limits.lua")
+CREATE_RECORD = _LIMITS + _read("create_record.lua")
 APPLY_EVENT = _read("apply_event.lua")
+REMOVE_RECORD = _read("remove_record.lua")
+TENANT_ADMIT = _LIMITS + _read("tenant_admit.lua")
 
 # The Kubernetes backend's admission queue; the scripts that place an evaluation share one
 # position function (Redis scripts cannot call each other).

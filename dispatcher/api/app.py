@@ -7,7 +7,6 @@ The caller owns the Redis client (and closes it); the application owns the backe
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import suppress
 
 import redis.asyncio
 from aiohttp import web
@@ -94,6 +93,7 @@ def create_app(
     app.cleanup_ctx.append(_backend_lifetime)
     app.cleanup_ctx.append(_consumer_lifetime)
     app.on_shutdown.append(_end_event_streams)
+    app.on_cleanup.append(_close_event_streams)
     _register_load_gauge(registry, backend)
     _register_leader_gauge(registry, backend)
     if not table:
@@ -121,13 +121,15 @@ async def _consumer_lifetime(app: web.Application) -> AsyncIterator[None]:
     await consumer.ensure_group()
     task = asyncio.create_task(consumer.run(), name=f"consumer {consumer.name}")
     yield
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
+    await consumer.stop(task)
 
 
 async def _end_event_streams(app: web.Application) -> None:
     app[app_keys.STOPPING].set()
+
+
+async def _close_event_streams(app: web.Application) -> None:
+    await app[app_keys.EVENT_STREAM].close()
 
 
 def _register_load_gauge(registry: metrics.Registry, backend: Backend) -> None:

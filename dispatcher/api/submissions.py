@@ -27,7 +27,7 @@ from dispatcher.backends.base import Backend, Submission
 from dispatcher.store import publish
 from dispatcher.store.records import Record, Status
 from dispatcher.store.store import Store
-from wire import events, keys, tenancy
+from wire import events, tenancy
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Submitter:
                 # token names the first submission's event; with no record (over a limit),
                 # nothing.
                 self._publisher.queue(
-                    pipe, accepted, token="accepted", if_exists=keys.record_key(eval_id)
+                    pipe, accepted, token="accepted", if_exists=self._store.keyspace.record(eval_id)
                 )
 
             # A failed announcement removes the new record (and the backend's entry): no

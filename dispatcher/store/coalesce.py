@@ -18,7 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from dispatcher.store import lua
 
-_Queued = tuple[list[Any], asyncio.Future[list[Any]]]
+_Queued = tuple[list[lua.Command], asyncio.Future[list[Any]]]
 
 
 class Coalescer:
@@ -31,7 +31,7 @@ class Coalescer:
         """The replies of ``pipe``'s commands (``pipe`` itself is not executed: its commands
         join this turn's batch)."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._queued.append((list(pipe.command_stack), future))
+        self._queued.append((lua.queued(pipe), future))
         if len(self._queued) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
         return await future
@@ -46,7 +46,8 @@ class Coalescer:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for stack, _ in batch:
-                    pipe.command_stack.extend(stack)
+                    for args, options in stack:
+                        pipe.execute_command(*args, **options)
                 replies = await lua.execute(pipe, raise_on_error=False)
         except BaseException as e:
             for _, future in batch:

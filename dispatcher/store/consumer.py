@@ -10,6 +10,9 @@ each event is applied once by one of them and a restarted dispatcher loses nothi
 - a missing group (NOGROUP: Redis lost its data or someone deleted it) is recreated from the
   start of the stream, which is safe because applying is idempotent (``last_seq``);
 - connection errors are retried with exponential backoff, forever.
+
+On a Redis Cluster the global stream is one per partition (``wire.keys.Keyspace``): the same
+loop runs for each, on a connection of its own (a blocking read holds one).
 """
 
 import asyncio
@@ -28,7 +31,7 @@ import redis.exceptions
 
 from dispatcher import metrics
 from dispatcher.settings import ConsumerConfig
-from dispatcher.store import stream_reads
+from dispatcher.store import connect, stream_reads
 from dispatcher.store.store import Store
 from wire import events, keys
 
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 # Consumers with nothing pending and idle this many claim periods are deleted from the group.
 _FORGET_AFTER_CLAIM_PERIODS = 20
+# How long a stop waits for the loops to leave before it closes their connections.
+_STOP_WAIT_SECONDS = 1.0
 
 
 def consumer_name() -> str:
@@ -59,8 +64,12 @@ class Consumer:
         self._client = client
         self._store = store
         self._config = config
+        space = store.keyspace
+        self._streams = [space.global_stream(p) for p in space.all_partitions()]
+        self._reads = connect.BlockingReads(client)
         self.name = name or consumer_name()
         self._on_end = on_end
+        self._stopping = asyncio.Event()
         registry = registry or metrics.Registry()
         self._applied = registry.counter(
             "crucible_dispatcher_events_total", "Events read from the global stream, by result."
@@ -70,20 +79,35 @@ class Consumer:
         )
 
     async def run(self) -> None:
-        """Until cancelled; never gives up (a bug is logged and retried after a backoff)."""
+        """Until ``stop`` (or cancelled); never gives up (a bug is logged and retried after a
+        backoff)."""
+        await asyncio.gather(*(self._run(stream) for stream in self._streams))
+
+    async def stop(self, task: "asyncio.Task[None]") -> None:
+        """End ``task`` (``run``): its reads are cancelled, and whatever a loop handled but did
+        not acknowledge yet is another consumer's to claim (applying twice changes nothing)."""
+        self._stopping.set()
+        connect.abandon(task)  # a cancel redis-py loses ends with the pools, closed below
+        await asyncio.wait({task}, timeout=_STOP_WAIT_SECONDS)
+        await self._reads.aclose()
+
+    async def _run(self, stream: str) -> None:
         backoff = self._config.backoff_initial_seconds
-        while True:
+        while not self._stopping.is_set():
             try:
-                await self._start()
+                await self._start(stream)
                 backoff = self._config.backoff_initial_seconds
-                await self._follow()
+                await self._follow(stream)
             except Exception as e:
+                if _cancelling():
+                    raise asyncio.CancelledError from e  # a cancel the client made an error
                 if isinstance(e, redis.exceptions.ResponseError) and str(e).startswith("NOGROUP"):
                     log.warning("consumer group %s is gone; recreating it", keys.CONSUMER_GROUP)
                     self._errors.inc(kind="nogroup")
                     continue
                 self._report(e, backoff)
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, self._config.backoff_max_seconds)
 
     def _report(self, error: Exception, backoff: float) -> None:
@@ -94,91 +118,98 @@ class Consumer:
             log.error("consumer failed; restarting in %.1fs", backoff, exc_info=error)
             self._errors.inc(kind="unexpected")
 
-    async def _start(self) -> None:
-        await self.ensure_group()
-        await self._read_own_pending()
-        await self._claim_stale()
+    async def _start(self, stream: str) -> None:
+        await self._ensure_group(stream)
+        await self._read_own_pending(stream)
+        await self._claim_stale(stream)
 
     async def ensure_group(self) -> None:
+        for stream in self._streams:
+            await self._ensure_group(stream)
+
+    async def _ensure_group(self, stream: str) -> None:
         try:
-            await self._client.xgroup_create(
-                keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True
-            )
+            await self._client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
         except redis.exceptions.ResponseError as e:
             if not str(e).startswith("BUSYGROUP"):
                 raise
 
-    async def _read_own_pending(self) -> None:
+    async def _read_own_pending(self, stream: str) -> None:
         start = "0"
         while True:
             reply = await self._client.xreadgroup(
                 keys.CONSUMER_GROUP,
                 self.name,
-                {keys.GLOBAL_STREAM: start},
+                {stream: start},
                 count=self._config.batch_size,
             )
             entries = stream_reads.entries(reply)
             if not entries:
                 return
-            await self._handle(entries)
+            await self._handle(stream, entries)
             start = entries[-1][0].decode()
 
-    async def _claim_stale(self) -> None:
+    async def _claim_stale(self, stream: str) -> None:
         start = "0-0"
         while True:
             next_start, entries, *_ = await self._client.xautoclaim(
-                keys.GLOBAL_STREAM,
+                stream,
                 keys.CONSUMER_GROUP,
                 self.name,
                 min_idle_time=int(self._config.claim_idle_seconds * 1000),
                 start_id=start,
                 count=self._config.batch_size,
             )
-            await self._handle([e for e in entries if e[1] is not None])
+            await self._handle(stream, [e for e in entries if e[1] is not None])
             start = next_start.decode() if isinstance(next_start, bytes) else str(next_start)
             if start == "0-0":
                 break
-        await self._forget_dead_consumers()
-        await self._store.prune()
+        await self._forget_dead_consumers(stream)
+        if stream == self._streams[0]:  # once a period, not once a partition
+            await self._store.prune()
 
-    async def _forget_dead_consumers(self) -> None:
+    async def _forget_dead_consumers(self, stream: str) -> None:
         limit_ms = self._config.claim_interval_seconds * 1000 * _FORGET_AFTER_CLAIM_PERIODS
-        consumers = await self._client.xinfo_consumers(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
+        consumers = await self._client.xinfo_consumers(stream, keys.CONSUMER_GROUP)
         for info in consumers:
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
             if name != self.name and info["pending"] == 0 and info["idle"] > limit_ms:
-                await self._client.xgroup_delconsumer(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, name)
+                await self._client.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, name)
 
-    async def _follow(self) -> None:
+    async def _follow(self, stream: str) -> None:
         next_claim = time.monotonic() + self._config.claim_interval_seconds
         handled: list[bytes] = []
-        while True:
+        while not self._stopping.is_set():
             # The last batch's acknowledgement rides with the next read: one round trip a batch.
-            async with self._client.pipeline(transaction=False) as pipe:
+            reader = await self._reads.for_key(stream)
+            async with reader.pipeline(transaction=False) as pipe:
                 if handled:
-                    pipe.xack(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, *handled)
+                    pipe.xack(stream, keys.CONSUMER_GROUP, *handled)
                 pipe.xreadgroup(
                     keys.CONSUMER_GROUP,
                     self.name,
-                    {keys.GLOBAL_STREAM: ">"},
+                    {stream: ">"},
                     count=self._config.batch_size,
                     block=int(self._config.block_seconds * 1000),
                 )
                 *_, reply = await pipe.execute()
             entries = stream_reads.entries(reply)
-            await self._handle(entries, ack=False)
+            await self._handle(stream, entries, ack=False)
             handled = [entry_id for entry_id, _ in entries]
             if time.monotonic() >= next_claim:
-                await self._ack(handled)
+                await self._ack(stream, handled)
                 handled = []
-                await self._claim_stale()
+                await self._claim_stale(stream)
                 next_claim = time.monotonic() + self._config.claim_interval_seconds
+        await self._ack(stream, handled)
 
-    async def _ack(self, entry_ids: Sequence[bytes]) -> None:
+    async def _ack(self, stream: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
-            await self._client.xack(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, *entry_ids)
+            await self._client.xack(stream, keys.CONSUMER_GROUP, *entry_ids)
 
-    async def _handle(self, entries: Sequence[stream_reads.Entry], *, ack: bool = True) -> None:
+    async def _handle(
+        self, stream: str, entries: Sequence[stream_reads.Entry], *, ack: bool = True
+    ) -> None:
         """Apply ``entries``; acknowledge them unless the caller will (``ack`` False). Unacked
         entries of a consumer that died are another's to claim: applying twice changes nothing."""
         if not entries:
@@ -202,7 +233,7 @@ class Consumer:
             parsed.append((event, fields.get(keys.FULL_EVENT_FIELD.encode())))
         changed = await self._store.apply_many(await self._with_tails(parsed))
         if ack:
-            await self._ack([entry_id for entry_id, _ in entries])
+            await self._ack(stream, [entry_id for entry_id, _ in entries])
         self._applied.inc(changed, result="applied")
         self._applied.inc(len(parsed) - changed + skipped, result="ignored")
         if self._on_end is not None:
@@ -221,7 +252,9 @@ class Consumer:
             return result
         async with self._client.pipeline(transaction=False) as pipe:
             for _, event, full_id in wanted:
-                pipe.xrange(keys.eval_stream(event.eval_id), min=full_id, max=full_id)
+                pipe.xrange(
+                    self._store.keyspace.eval_stream(event.eval_id), min=full_id, max=full_id
+                )
             replies = await pipe.execute()
         for (i, event, _), rows in zip(wanted, replies, strict=True):
             if rows:
@@ -238,6 +271,13 @@ class Consumer:
 _IDLE_ACCEPTED = re.compile(
     rb'\{"v":1,"seq":\d+,"eval_id":"[^"\\]*","type":"accepted","ts":[^,]*,"source":"[a-z]+"\}\Z'
 )
+
+
+def _cancelling() -> bool:
+    """Whether this task was asked to stop: redis-py's cluster pipeline can turn the
+    CancelledError into a connection error, which the retry loop would otherwise swallow."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _changes_nothing(event: events.Event) -> bool:

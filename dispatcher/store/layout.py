@@ -15,57 +15,88 @@ from dispatcher import errors
 from dispatcher.store.records import SUMMARY_FIELDS, Record, Status, Summary
 from wire import events, keys, tenancy
 
-INDEX = keys.INDEX
-record_key = keys.record_key
 # json.dumps with separators builds an encoder per call; a record has a dozen fields.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
-
-def status_index(status: Status) -> str:
-    return keys.status_index(status.value)
-
-
-# The statuses an evaluation holds its tenant's capacity in (create_record.lua's KEYS 7..11).
+# The statuses an evaluation holds its tenant's capacity in (create_record.lua's active group).
 _NOT_ENDED = tuple(s for s in Status if not s.terminal)
 # Same order as STATUSES in apply_event.lua.
 STATUSES = list(Status)
-STATUS_INDEXES = [status_index(s) for s in STATUSES]
 
 
-def tenant_indexes(tenant: str) -> list[str]:
-    """The tenant's index of all its evaluations, then one per status (STATUS_INDEXES' order)."""
-    return [keys.tenant_index(tenant), *(keys.tenant_status_index(tenant, s) for s in STATUSES)]
+def status_indexes(space: keys.Keyspace, partition: int) -> list[str]:
+    return [space.status_index(partition, s.value) for s in STATUSES]
 
 
-def create_keys(record: Record) -> list[str]:
-    """KEYS of create_record.lua."""
-    tenant, _ = tenancy.split(record.eval_id)
+def tenant_indexes(space: keys.Keyspace, partition: int, tenant: str) -> list[str]:
+    """The tenant's index of all its evaluations, then one per status (STATUSES' order)."""
     return [
-        record_key(record.eval_id),
-        INDEX,
-        status_index(record.status),
-        keys.tenant_index(tenant),
-        keys.tenant_status_index(tenant, record.status.value),
-        keys.TENANTS,
-        *(keys.tenant_status_index(tenant, s) for s in _NOT_ENDED),
-        keys.tenant_bucket(tenant),
+        space.tenant_index(partition, tenant),
+        *(space.tenant_status_index(partition, tenant, s.value) for s in STATUSES),
     ]
 
 
-def indexes_of(tenant: str) -> list[str]:
-    return [INDEX, *STATUS_INDEXES, *tenant_indexes(tenant)]
+def create_keys(
+    space: keys.Keyspace,
+    record: Record,
+    *,
+    count_active: bool = False,
+    bucket: bool = False,
+    entry_key: str | None = None,
+) -> list[str]:
+    """KEYS of create_record.lua; the optional groups as its ARGV asks for them."""
+    tenant, _ = tenancy.split(record.eval_id)
+    at = space.partition(record.eval_id)
+    status = record.status.value
+    found = [
+        space.record(record.eval_id),
+        space.index(at),
+        space.status_index(at, status),
+        space.tenant_index(at, tenant),
+        space.tenant_status_index(at, tenant, status),
+        space.tenants(at),
+    ]
+    if count_active:
+        found += [space.tenant_status_index(at, tenant, s.value) for s in _NOT_ENDED]
+    if bucket:
+        found.append(space.tenant_bucket(tenant))
+    if entry_key is not None:
+        found.append(entry_key)
+    return found
 
 
-def status_keys(eval_id: str) -> list[str]:
+def indexes_of(space: keys.Keyspace, eval_id: str) -> list[str]:
+    """Every index an evaluation may be listed in."""
+    at = space.partition(eval_id)
+    tenant, _ = tenancy.split(eval_id)
+    return [space.index(at), *status_indexes(space, at), *tenant_indexes(space, at, tenant)]
+
+
+def status_keys(space: keys.Keyspace, eval_id: str) -> list[str]:
     """KEYS of apply_event.lua: the record, the status indexes, its tenant's status indexes,
-    the admitted sets an end leaves."""
+    the admitted sets an end leaves (not on a Redis Cluster: another slot; ``ended_keys``)."""
+    tenant, _ = tenancy.split(eval_id)
+    at = space.partition(eval_id)
+    found = [
+        space.record(eval_id),
+        *status_indexes(space, at),
+        *tenant_indexes(space, at, tenant)[1:],
+    ]
+    if not space.partitioned:
+        found += [keys.ADMITTED, keys.tenant_admitted(tenant)]
+    return found
+
+
+def ended_places(space: keys.Keyspace, eval_id: str) -> list[tuple[str, str]]:
+    """On a Redis Cluster, what an end frees in slots of their own, the step after
+    apply_event.lua: (sorted set, member) pairs. Nothing on one Redis (the script did)."""
+    if not space.partitioned:
+        return []
     tenant, _ = tenancy.split(eval_id)
     return [
-        record_key(eval_id),
-        *STATUS_INDEXES,
-        *tenant_indexes(tenant)[1:],
-        keys.ADMITTED,
-        keys.tenant_admitted(tenant),
+        (keys.ADMITTED, eval_id),
+        (keys.tenant_admitted(tenant), eval_id),
+        (space.tenant_active(tenant), eval_id),
     ]
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 
+from dispatcher.store import connect
 from wire import keys
 
 # Entries read at once: output chunks are up to a sidecar batch (256 KiB) each.
@@ -86,8 +87,9 @@ async def plan(client: redis.asyncio.Redis, eval_id: str) -> Plan:
     by_stream: dict[str, dict[int, tuple[bytes, int]]] = {name: {} for name in STREAMS}
     capped = False
     start = "-"
+    stream = connect.keyspace(client).eval_stream(eval_id)
     while True:
-        entries = await client.xrange(keys.eval_stream(eval_id), min=start, count=_PAGE)
+        entries = await client.xrange(stream, min=start, count=_PAGE)
         for entry_id, fields in entries:
             event = json.loads(fields[keys.EVENT_FIELD.encode()])
             piece = _piece(event) if event.get("type") == "output" else None
@@ -109,7 +111,7 @@ async def plan(client: redis.asyncio.Redis, eval_id: str) -> Plan:
 
 async def texts(client: redis.asyncio.Redis, eval_id: str, ids: list[bytes]) -> AsyncIterator[str]:
     """The chunks ``ids`` name, in that order, fetched ``_PAGE`` at a time."""
-    key = keys.eval_stream(eval_id)
+    key = connect.keyspace(client).eval_stream(eval_id)
     for first in range(0, len(ids), _PAGE):
         async with client.pipeline(transaction=False) as pipe:
             for entry_id in ids[first : first + _PAGE]:

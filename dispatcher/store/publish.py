@@ -12,8 +12,8 @@ import dataclasses
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 
-from dispatcher.store import lua
-from wire import events, keys, limits
+from dispatcher.store import connect, lua
+from wire import events, limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Publisher:
     ) -> None:
         self._client = client
         self._limits = stream_limits or limits.StreamLimits()
+        self._space = connect.keyspace(client)
 
     async def publish(
         self, event: events.Event, *, token: str = "", budget: bool = False
@@ -60,12 +61,12 @@ class Publisher:
             replies = await lua.execute(pipe)
         return [_published(reply) for reply in replies]
 
-    @staticmethod
-    def _keys(event: events.Event) -> list[str]:
+    def _keys(self, event: events.Event) -> list[str]:
+        space = self._space
         return [
-            keys.eval_stream(event.eval_id),
-            keys.GLOBAL_STREAM,
-            keys.publish_meta(event.eval_id),
+            space.eval_stream(event.eval_id),
+            space.global_stream(space.partition(event.eval_id)),
+            space.publish_meta(event.eval_id),
         ]
 
     def _args(self, event: events.Event, token: str, budget: bool) -> list[str | int]:

@@ -1,7 +1,10 @@
 """The status store: evaluation records in Redis, and the one way events change them.
 
 Its keys are named in ``wire.keys``: the record hash, the index of every evaluation and one
-index per status (``apply_event.lua`` moves an id between those).
+index per status (``apply_event.lua`` moves an id between those). On a Redis Cluster they are
+partitioned (``wire.keys.Keyspace``): a listing merges the partitions' indexes, a tenant's
+limits are the step before the record's (``tenant_admit.lua``), and what an end frees outside
+its partition is freed in the step after it.
 
 Records are created by ``create_record.lua`` (exists -> the existing digest) and changed only by
 ``apply_event.lua`` (the status rules), so concurrent dispatchers never interleave.
@@ -19,9 +22,9 @@ import redis.asyncio
 from redis.asyncio.client import Pipeline
 
 from dispatcher import errors, tenants
-from dispatcher.store import coalesce, layout, lua
+from dispatcher.store import coalesce, connect, layout, lua
 from dispatcher.store.records import SUMMARY_FIELDS, Record, Status, Summary
-from wire import events, keys, tenancy
+from wire import events, tenancy
 
 # A tenant at its limit of evaluations not yet ended: when to look again (one may end soon).
 ACTIVE_RETRY_AFTER_SECONDS = 1
@@ -58,6 +61,7 @@ class Store:
         self._client = client
         self._ttl = ttl_seconds
         self._coalescer = coalesce.Coalescer(client)
+        self.keyspace = connect.keyspace(client)
 
     async def create(
         self,
@@ -74,10 +78,17 @@ class Store:
         removed again (only when it is this call's) and the error raised. ``entry``: a
         backend's queue entry, written by the script only if it creates the record."""
         nonce = '"' + os.urandom(16).hex() + '"'  # JSON text like every other field
+        if self.keyspace.partitioned and limits is not None:
+            await self._hold_place(record, limits)  # the tenant's slot, a step of its own
+            limits = None
         args = self.create_args(record, nonce, limits, entry)
-        script_keys = layout.create_keys(record)
-        if entry is not None:
-            script_keys.append(entry.key)
+        script_keys = layout.create_keys(
+            self.keyspace,
+            record,
+            count_active=bool(limits and limits.active_max),
+            bucket=bool(limits and limits.submissions_per_second),
+            entry_key=entry.key if entry is not None else None,
+        )
         pipe = self._client.pipeline(transaction=False)
         lua.CREATE_RECORD.queue(pipe, script_keys, args)
         if then is not None:
@@ -85,6 +96,7 @@ class Store:
         # Creations that arrive together share a round trip (a burst of submissions).
         replies = await self._coalescer.execute(pipe)
         if isinstance(replies[0], Exception):
+            await self._free_place(record.eval_id)
             raise replies[0]  # nothing was created
         created, digest, their_nonce = replies[0]
         if int(created) == _OVER_LIMIT:
@@ -97,6 +109,29 @@ class Store:
             raise failed
         return None if ours else str(json.loads(digest))
 
+    async def _hold_place(self, record: Record, limits: tenants.TenantLimits) -> None:
+        """A Redis Cluster's step before the record: the tenant's place within its limits."""
+        if not (limits.active_max or limits.submissions_per_second):
+            return
+        tenant, _ = tenancy.split(record.eval_id)
+        reply = await lua.TENANT_ADMIT(
+            self._client,
+            [self.keyspace.tenant_active(tenant), self.keyspace.tenant_bucket(tenant)],
+            [
+                record.eval_id, record.created_at, limits.active_max or 0,
+                limits.submissions_per_second or 0, limits.submissions_burst,
+            ],
+        )  # fmt: skip
+        held, which, wait = reply
+        if int(held) == _OVER_LIMIT:
+            raise _limit_error(which.decode(), wait.decode(), limits)
+
+    async def _free_place(self, eval_id: str) -> None:
+        """Undo ``_hold_place`` (an existing record that ended keeps no place: the sweep)."""
+        if self.keyspace.partitioned:
+            tenant, _ = tenancy.split(eval_id)
+            await self._client.zrem(self.keyspace.tenant_active(tenant), eval_id)
+
     def create_args(
         self,
         record: Record,
@@ -106,7 +141,7 @@ class Store:
     ) -> list[str | int | float]:
         """ARGV of create_record.lua."""
         tenant, _ = tenancy.split(record.eval_id)
-        args: list[str | int | float] = [
+        return [
             self._ttl, record.created_at, record.eval_id, nonce, tenant,
             (limits.active_max or 0) if limits else 0,
             (limits.submissions_per_second or 0) if limits else 0,
@@ -114,10 +149,9 @@ class Store:
             entry.field if entry else "", entry.value if entry else "",
             layout.packed_fields(record),
         ]  # fmt: skip
-        return args
 
     async def get(self, eval_id: str) -> Record | None:
-        raw = await self._client.hgetall(layout.record_key(eval_id))  # type: ignore[misc]
+        raw = await self._client.hgetall(self.keyspace.record(eval_id))  # type: ignore[misc]
         return layout.decode_record(raw)
 
     async def require(self, eval_id: str) -> Record:
@@ -129,37 +163,43 @@ class Store:
 
     async def set_job_name(self, eval_id: str, job_name: str) -> None:
         # HSETNX: the backend's own `scheduled` event may already have recorded it.
-        await self._client.hsetnx(layout.record_key(eval_id), "job_name", json.dumps(job_name))  # type: ignore[misc]
+        await self._client.hsetnx(self.keyspace.record(eval_id), "job_name", json.dumps(job_name))  # type: ignore[misc]
 
     async def remove(self, eval_id: str, entry: layout.QueueEntry | None = None) -> None:
         """Undo a creation whose submission the backend refused (nothing else removes), with
         the backend's queue entry written along with it."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.delete(layout.record_key(eval_id), keys.eval_stream(eval_id))
-            if entry is not None:
-                pipe.hdel(entry.key, entry.field)
-            pipe.delete(keys.publish_meta(eval_id))
-            for key in layout.indexes_of(tenancy.split(eval_id)[0]):
-                pipe.zrem(key, eval_id)
-            await pipe.execute()
+        space = self.keyspace
+        await lua.REMOVE_RECORD(
+            self._client,
+            [
+                space.record(eval_id), space.eval_stream(eval_id), space.publish_meta(eval_id),
+                entry.key if entry is not None else space.record(eval_id),
+                *layout.indexes_of(space, eval_id),
+            ],
+            [eval_id, entry.field if entry is not None else ""],
+        )  # fmt: skip
+        await self._free_place(eval_id)
 
     async def apply(self, event: events.Event) -> bool:
-        reply = await lua.APPLY_EVENT(
-            self._client, layout.status_keys(event.eval_id), layout.event_args(event)
-        )
-        return bool(reply)
+        return bool(await self.apply_many([event]))
 
     async def apply_many(self, batch: Sequence[events.Event]) -> int:
         """Apply events in order in one round trip; how many changed a record."""
         if not batch:
             return 0
+        changes = 0
         async with self._client.pipeline(transaction=False) as pipe:
             for event in batch:
                 lua.APPLY_EVENT.queue(
-                    pipe, layout.status_keys(event.eval_id), layout.event_args(event)
+                    pipe, layout.status_keys(self.keyspace, event.eval_id), layout.event_args(event)
                 )
+                changes += 1
+            for event in batch:
+                if event.terminal:
+                    for key, member in layout.ended_places(self.keyspace, event.eval_id):
+                        pipe.zrem(key, member)
             results = await lua.execute(pipe)
-        return sum(1 for r in results if int(r))
+        return sum(1 for r in results[:changes] if int(r))
 
     async def sync(self, eval_id: str) -> Record:
         """Apply the evaluation's own stream in order, so the record reflects every event
@@ -167,7 +207,7 @@ class Store:
         start = "-"
         while True:
             entries = await self._client.xrange(
-                keys.eval_stream(eval_id), min=start, count=_SYNC_CHUNK
+                self.keyspace.eval_stream(eval_id), min=start, count=_SYNC_CHUNK
             )
             await self.apply_many(list(layout.status_events(entries)))
             if len(entries) < _SYNC_CHUNK:
@@ -179,16 +219,14 @@ class Store:
         self, *, tenant: str | None, status: Status | None, limit: int, cursor: str | None
     ) -> Page:
         """Newest first; ``tenant`` None: every tenant's (an operator's view)."""
-        if tenant is None:
-            index = layout.INDEX if status is None else layout.status_index(status)
-        elif status is None:
-            index = keys.tenant_index(tenant)
-        else:
-            index = keys.tenant_status_index(tenant, status.value)
-        ids = await self._page_ids(index, limit + 1, cursor)
+        ids = await self._page_ids(
+            [self._index(p, tenant, status) for p in self.keyspace.all_partitions()],
+            limit + 1,
+            cursor,
+        )
         async with self._client.pipeline(transaction=False) as pipe:
             for eval_id, _ in ids[:limit]:
-                pipe.hmget(layout.record_key(eval_id), list(SUMMARY_FIELDS))
+                pipe.hmget(self.keyspace.record(eval_id), list(SUMMARY_FIELDS))
             raws = await pipe.execute()
         found: list[Summary] = []
         expired: list[str] = []
@@ -202,31 +240,49 @@ class Store:
         more = len(ids) > limit
         return Page(found, layout.encode_cursor(*ids[limit - 1]) if more else None)
 
-    async def _page_ids(
-        self, index: str, count: int, cursor: str | None
-    ) -> list[tuple[str, float]]:
-        if cursor is None:
-            rows = await self._client.zrange(
-                index, "+inf", "-inf", desc=True, byscore=True, withscores=True, offset=0, num=count
+    def _index(self, partition: int, tenant: str | None, status: Status | None) -> str:
+        space = self.keyspace
+        if tenant is None:
+            return (
+                space.index(partition)
+                if status is None
+                else space.status_index(partition, status.value)
             )
-            return [(m.decode(), s) for m, s in rows]
-        score, last_id = layout.decode_cursor(cursor)
-        # Entries sharing the cursor's score come in descending id order; then lower scores.
-        same = await self._client.zrange(
-            index, score, score, desc=True, byscore=True, withscores=True
-        )
-        rows = [(m.decode(), s) for m, s in same if m.decode() < last_id]
-        lower = await self._client.zrange(
-            index,
-            f"({score!r}",
-            "-inf",
-            desc=True,
-            byscore=True,
-            withscores=True,
-            offset=0,
-            num=count,
-        )
-        rows += [(m.decode(), s) for m, s in lower]
+        if status is None:
+            return space.tenant_index(partition, tenant)
+        return space.tenant_status_index(partition, tenant, status.value)
+
+    async def _page_ids(
+        self, indexes: list[str], count: int, cursor: str | None
+    ) -> list[tuple[str, float]]:
+        """The first ``count`` ids after ``cursor`` in the indexes merged (a partition each),
+        newest first; ids sharing a score in descending order, as one index lists them."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            if cursor is None:
+                for index in indexes:
+                    pipe.zrange(
+                        index, "+inf", "-inf", desc=True, byscore=True, withscores=True,
+                        offset=0, num=count,
+                    )  # fmt: skip
+                replies = await pipe.execute()
+                rows = [(m.decode(), s) for reply in replies for m, s in reply]
+            else:
+                score, last_id = layout.decode_cursor(cursor)
+                for index in indexes:
+                    # Entries sharing the cursor's score, then lower scores.
+                    pipe.zrange(index, score, score, desc=True, byscore=True, withscores=True)
+                    pipe.zrange(
+                        index, f"({score!r}", "-inf", desc=True, byscore=True, withscores=True,
+                        offset=0, num=count,
+                    )  # fmt: skip
+                replies = await pipe.execute()
+                rows = [
+                    (m.decode(), s)
+                    for i, reply in enumerate(replies)
+                    for m, s in reply
+                    if i % 2 or m.decode() < last_id
+                ]
+        rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
         return rows[:count]
 
     async def _drop_from_indexes(self, eval_ids: Iterable[str]) -> None:
@@ -234,19 +290,46 @@ class Store:
         if ids:
             async with self._client.pipeline(transaction=False) as pipe:
                 for eval_id in ids:
-                    for key in layout.indexes_of(tenancy.split(eval_id)[0]):
+                    for key in layout.indexes_of(self.keyspace, eval_id):
                         pipe.zrem(key, eval_id)
                 await pipe.execute()
 
     async def prune(self, now: float | None = None) -> None:
-        """Drop index entries older than the record TTL (their records have expired)."""
+        """Drop index entries older than the record TTL (their records have expired); on a
+        Redis Cluster, free the tenants' places of evaluations that ended unseen."""
         horizon = (time.time() if now is None else now) - self._ttl
-        tenants = {t.decode() for t in await self._client.smembers(keys.TENANTS)}  # type: ignore[misc]
+        space = self.keyspace
+        known: set[str] = set()
+        for partition in space.all_partitions():
+            members = await self._client.smembers(space.tenants(partition))  # type: ignore[misc]
+            tenants = {t.decode() for t in members}
+            known |= tenants
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in [
+                    space.index(partition),
+                    *layout.status_indexes(space, partition),
+                    *(k for t in tenants for k in layout.tenant_indexes(space, partition, t)),
+                ]:
+                    pipe.zremrangebyscore(key, "-inf", f"({horizon!r}")
+                await pipe.execute()
+        if space.partitioned:
+            for tenant in known:
+                await self._sweep_places(tenant)
+
+    async def _sweep_places(self, tenant: str) -> None:
+        """Places whose record is gone or ended (a dispatcher died between the steps)."""
+        active = self.keyspace.tenant_active(tenant)
+        held = [m.decode() for m in await self._client.zrange(active, 0, -1)]
+        if not held:
+            return
         async with self._client.pipeline(transaction=False) as pipe:
-            for key in [
-                layout.INDEX,
-                *layout.STATUS_INDEXES,
-                *(k for t in tenants for k in layout.tenant_indexes(t)),
-            ]:
-                pipe.zremrangebyscore(key, "-inf", f"({horizon!r}")
-            await pipe.execute()
+            for eval_id in held:
+                pipe.hget(self.keyspace.record(eval_id), "status")
+            statuses = await pipe.execute()
+        ended = [
+            eval_id
+            for eval_id, status in zip(held, statuses, strict=True)
+            if status is None or Status(json.loads(status)).terminal
+        ]
+        if ended:
+            await self._client.zrem(active, *ended)

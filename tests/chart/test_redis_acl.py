@@ -80,7 +80,7 @@ async def test_dispatcher_user_publishes_and_consumes_events(
     await pubsub.subscribe(keys.LEGACY_COMPLETED)
     assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
     await dispatcher_client.xgroup_create(
-        keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True
+        keys.STANDALONE.global_stream(0), keys.CONSUMER_GROUP, id="0", mkstream=True
     )
     sink = publish.Publisher(dispatcher_client)
     eval_id = "acl-1"
@@ -109,15 +109,17 @@ async def test_dispatcher_user_publishes_and_consumes_events(
     assert b'"exit_code":0' in message["data"]
     await pubsub.aclose()
     await listener.aclose()
-    assert await dispatcher_client.xlen(keys.eval_stream(eval_id)) == 3
+    assert await dispatcher_client.xlen(keys.STANDALONE.eval_stream(eval_id)) == 3
     entries = await dispatcher_client.xreadgroup(
-        keys.CONSUMER_GROUP, "c1", {keys.GLOBAL_STREAM: ">"}, count=10
+        keys.CONSUMER_GROUP, "c1", {keys.STANDALONE.global_stream(0): ">"}, count=10
     )
     assert entries
-    await dispatcher_client.xautoclaim(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, "c2", 0)
-    await dispatcher_client.hset(keys.record_key("x"), mapping={"status": '"accepted"'})
-    await dispatcher_client.expire(keys.record_key("x"), 60)
-    await dispatcher_client.zadd(keys.INDEX, {"x": 1.0})
+    await dispatcher_client.xautoclaim(
+        keys.STANDALONE.global_stream(0), keys.CONSUMER_GROUP, "c2", 0
+    )
+    await dispatcher_client.hset(keys.STANDALONE.record("x"), mapping={"status": '"accepted"'})
+    await dispatcher_client.expire(keys.STANDALONE.record("x"), 60)
+    await dispatcher_client.zadd(keys.STANDALONE.index(0), {"x": 1.0})
 
 
 DISPATCHER_FORBIDDEN = [

@@ -150,3 +150,43 @@ def test_the_sidecars_cpu_request_reaches_the_settings(
     raised = chart_settings(render.template(sets=["sidecar.cpuRequest=250m"]))
     assert raised.kubernetes.sidecar_resources.cpu_request == "250m"
     assert raised.kubernetes.sidecar_resources.as_dict()["requests"]["cpu"] == "250m"
+
+
+def test_an_external_redis_cluster_reaches_the_dispatcher(helm: str) -> None:
+    external = ["redis.enabled=false", "externalRedis.host=r", "externalRedis.existingSecret=s"]
+
+    def flag(*sets: str) -> str | None:
+        env = {e["name"]: e.get("value") for e in deployment_env(render.template(sets=[*sets]))}
+        return env.get("CRUCIBLE_REDIS_CLUSTER")
+
+    assert flag(*external) is None
+    assert flag(*external, "externalRedis.cluster=true") == "true"
+    # The built-in Redis is one server, whatever externalRedis says.
+    assert flag("externalRedis.cluster=true") is None
+
+
+def test_an_external_redis_sentinel_reaches_the_dispatcher(helm: str) -> None:
+    sentinel = [
+        "redis.enabled=false",
+        "externalRedis.existingSecret=s",
+        "externalRedis.sentinelMasterName=mymaster",
+        "externalRedis.sentinels={s1:26379,s2:26379}",
+    ]
+    env = {e["name"]: e.get("value") for e in deployment_env(render.template(sets=sentinel))}
+    assert env["CRUCIBLE_REDIS_SENTINEL_MASTER"] == "mymaster"
+    assert env["CRUCIBLE_REDIS_URL"] == "redis://dispatcher:$(REDIS_PASSWORD)@s1:26379,s2:26379/0"
+    # The built-in Redis is one server, whatever externalRedis says.
+    builtin = {e["name"] for e in deployment_env(render.template(sets=sentinel[2:]))}
+    assert "CRUCIBLE_REDIS_SENTINEL_MASTER" not in builtin
+
+
+def test_a_redis_cluster_behind_sentinel_is_refused(helm: str) -> None:
+    both = [
+        "redis.enabled=false",
+        "externalRedis.existingSecret=s",
+        "externalRedis.cluster=true",
+        "externalRedis.sentinelMasterName=mymaster",
+        "externalRedis.sentinels={s1:26379}",
+    ]
+    with pytest.raises(render.HelmError, match="exclude each other"):
+        render.template(sets=both)

@@ -43,7 +43,7 @@ class RunningCounter:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zcard(keys.ADMITTED)
             for status in ("scheduled", "pending", "running"):
-                pipe.zcard(keys.status_index(status))
+                pipe.zcard(keys.STANDALONE.status_index(0, status))
             admitted, *running = pipe.execute()
             self.admitted = max(self.admitted, int(admitted))
             self.running = max(self.running, sum(int(n) for n in running))

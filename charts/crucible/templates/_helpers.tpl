@@ -157,7 +157,24 @@ built-in Redis has the `dispatcher` ACL user; an external one has externalRedis.
 */}}
 {{- define "crucible.redis.url" -}}
 {{- $user := ternary "dispatcher" .Values.externalRedis.dispatcherUsername .Values.redis.enabled }}
+{{- if include "crucible.redis.sentinelMaster" . }}
+{{- printf "redis://%s:$(REDIS_PASSWORD)@%s/0" $user (required "externalRedis.sentinels is required with externalRedis.sentinelMasterName" (join "," .Values.externalRedis.sentinels | default "")) }}
+{{- else }}
 {{- printf "redis://%s:$(REDIS_PASSWORD)@%s:%s/0" $user (include "crucible.redis.host" .) (include "crucible.redis.port" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+crucible.redis.sentinelMaster: the master's name at the external Redis's Sentinels (empty: the
+built-in Redis, or an external one without Sentinel).
+*/}}
+{{- define "crucible.redis.sentinelMaster" -}}
+{{- if not .Values.redis.enabled }}
+{{- if and .Values.externalRedis.sentinelMasterName .Values.externalRedis.cluster }}
+{{- fail "externalRedis.cluster and externalRedis.sentinelMasterName exclude each other" }}
+{{- end }}
+{{- .Values.externalRedis.sentinelMasterName }}
+{{- end }}
 {{- end }}
 
 {{/*

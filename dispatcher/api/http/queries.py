@@ -7,6 +7,7 @@ whatever matches it is a position to list from.
 """
 
 import dataclasses
+import functools
 import re
 
 from aiohttp import web
@@ -75,19 +76,26 @@ def next_cursor(store_cursor: str | None) -> str | None:
     return f"{created_at!r}~{eval_id}"
 
 
-def resume_id(request: web.Request) -> str | None:
+def resume_id(request: web.Request, *, partitions: int | None = None) -> str | None:
     """Where an event stream resumes: the ``Last-Event-ID`` header, else ``?last_event_id=``;
-    each must be a stream entry id when present."""
+    each must be a stream entry id when present (``partitions``: a position in the global
+    stream of that many partitions)."""
     header = request.headers.get("Last-Event-ID")
     query = request.query.get("last_event_id")
+    valid = _STREAM_ID if partitions is None else _position(partitions)
     problems = [
         _problem(field, "must be an event id from this stream")
         for field, value in (("Last-Event-ID", header), ("last_event_id", query))
-        if value is not None and not _STREAM_ID.fullmatch(value)
+        if value is not None and not valid.fullmatch(value)
     ]
     if problems:
         raise errors.InvalidRequestError("invalid Last-Event-ID", details=problems)
     return header if header is not None else query
+
+
+@functools.cache
+def _position(partitions: int) -> re.Pattern[str]:
+    return patterns.compile_full(patterns.stream_position(partitions))
 
 
 def _problem(field: str, message: str) -> dict[str, str]:

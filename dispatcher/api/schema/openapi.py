@@ -49,7 +49,7 @@ def document(settings: DispatcherSettings) -> dict[str, Any]:
             "description": "Runs evaluation code as Kubernetes Jobs (or local processes) and "
             "reports what happened as it happens. Images: " + ", ".join(sorted(settings.images)),
         },
-        "paths": {**operations.paths(), **ui_operations.paths()},
+        "paths": {**operations.paths(), **ui_operations.paths(settings.keyspace().partitions)},
         "components": {
             "schemas": _schemas(settings),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

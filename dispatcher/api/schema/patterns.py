@@ -93,6 +93,18 @@ def stream_id() -> str:
     return f"^{part}(?:-{part})?$"
 
 
+def stream_position(partitions: int) -> str:
+    """Where a reader of the global stream is: its entry id, or on a Redis Cluster one per
+    partition, comma-separated (``api.streams.event_hub``). Those ids have at most 19 digits
+    a part (below 2**64, and above any real one: milliseconds since 1970 have 13), which
+    keeps the pattern short enough for clients to check."""
+    if partitions == 1:
+        return stream_id()
+    one = "[0-9]{1,19}(?:-[0-9]{1,19})?"
+    # Spelled out, not ``{N}``: some clients' generators ignore a counted group.
+    return "^" + ",".join([one] * partitions) + "$"
+
+
 def cpu(max_millis: int) -> str:
     """CPU limits from ``1m`` to ``max_millis``: millicores (``250m``), whole cores (``2``) or
     cores with up to three decimals (``0.5``, ``1.25``)."""

@@ -5,29 +5,12 @@ assets (``api.ui.routes``), ``GET /v1/events`` (``api.streams.global_events``) a
 
 from typing import Any
 
-from dispatcher.api.http import queries
-from dispatcher.api.schema import operations
+from dispatcher.api.schema import operations, patterns
 from dispatcher.api.streams import global_events
 from dispatcher.api.ui import routes as ui_routes
 
 _JSON = "application/json"
 _PUBLIC_PAGE = "The page is public (it holds no data): no token."
-_STREAM_ID = {"type": "string", "pattern": queries.STREAM_ID_PATTERN}
-_EVENT_PAGE = {
-    "type": "object",
-    "required": ["events", "last_event_id"],
-    "properties": {
-        "events": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "event"],
-                "properties": {"id": _STREAM_ID, "event": {"type": "object"}},
-            },
-        },
-        "last_event_id": _STREAM_ID,
-    },
-}
 _CONFIG = {
     "type": "object",
     "required": ["tenant", "images", "default_image", "limits"],
@@ -40,8 +23,31 @@ _CONFIG = {
 }
 
 
-def paths() -> dict[str, Any]:
-    return {**_page(), **_reads()}
+def paths(partitions: int) -> dict[str, Any]:
+    """``partitions``: of the global stream, whose positions name one entry id each."""
+    return {**_page(), **_reads(_position(partitions))}
+
+
+def _position(partitions: int) -> dict[str, Any]:
+    return {"type": "string", "pattern": patterns.stream_position(partitions)}
+
+
+def _event_page(position: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["events", "last_event_id"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "event"],
+                    "properties": {"id": position, "event": {"type": "object"}},
+                },
+            },
+            "last_event_id": position,
+        },
+    }
 
 
 def _html(description: str) -> dict[str, Any]:
@@ -99,7 +105,7 @@ def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _reads() -> dict[str, Any]:
+def _reads(position: dict[str, Any]) -> dict[str, Any]:
     return {
         "/v1/events": {
             "get": {
@@ -112,11 +118,11 @@ def _reads() -> dict[str, Any]:
                 "`limit` events after `last_event_id`, and `last_event_id` to continue from; "
                 "without one, no events and the id of the stream's end (follow from there).",
                 "parameters": [
-                    operations.LAST_EVENT_ID_HEADER,
+                    {**operations.LAST_EVENT_ID_HEADER, "schema": position},
                     operations._query(
                         "last_event_id",
                         "Events after this id, when there is no Last-Event-ID header.",
-                        _STREAM_ID,
+                        position,
                     ),
                     operations._query(
                         "limit",
@@ -134,7 +140,7 @@ def _reads() -> dict[str, Any]:
                         "description": "JSON: a page of events; or the event stream, one "
                         "message per event (`id:`, `event:` its type, `data:` the event).",
                         "content": {
-                            _JSON: {"schema": _EVENT_PAGE},
+                            _JSON: {"schema": _event_page(position)},
                             "text/event-stream": {"schema": operations._SSE_MESSAGE},
                         },
                     },

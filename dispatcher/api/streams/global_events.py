@@ -1,6 +1,6 @@
 """``GET /v1/events``: the status events of the caller's evaluations, from the global stream.
 
-The global stream (``wire.keys.GLOBAL_STREAM``) carries every evaluation's status events
+The global stream (on a Redis Cluster, one per partition) carries every evaluation's status events
 (accepted ... the verified end; no output): a tenant sees those of its own evaluations, an
 operator all, filtered as ``api.streams.sse`` filters one evaluation's stream (ids shown as the
 tenant names them, ``tenant`` beside them). Two ways to read it, by the request's ``Accept``:
@@ -12,6 +12,8 @@ tenant names them, ``tenant`` beside them). Two ways to read it, by the request'
 - anything else: JSON, at once: ``{"events": [{"id", "event"}], "last_event_id"}``, at most
   ``limit`` events after ``last_event_id``. Without one, no events, and ``last_event_id`` is where
   the stream is now: a client takes it, loads the list, then follows from it, missing nothing.
+
+An event's id is the position after it (``event_hub``: an entry id, or one per partition).
 """
 
 import asyncio
@@ -25,7 +27,7 @@ from dispatcher import errors
 from dispatcher.api import app_keys
 from dispatcher.api.http import middlewares, queries
 from dispatcher.api.streams import event_hub, sse
-from wire import keys, tenancy
+from wire import tenancy
 
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 500
@@ -54,14 +56,17 @@ async def _hub_lifetime(app: web.Application) -> AsyncIterator[None]:
 
 @routes.get("/v1/events")
 async def global_events(request: web.Request) -> web.StreamResponse:
-    after = queries.resume_id(request)
+    hub = request.app[HUB]
+    resumed = queries.resume_id(request, partitions=len(hub.streams))
+    after = None if resumed is None else event_hub.split(resumed)
     limit = _limit(request)
     tenant = middlewares.principal(request).tenant
     if "text/event-stream" in request.headers.get("Accept", ""):
         return await _stream(request, tenant, after)
-    hub = request.app[HUB]
     if after is None:
-        return web.json_response({"events": [], "last_event_id": await hub.head()})
+        return web.json_response(
+            {"events": [], "last_event_id": event_hub.encode(await hub.head())}
+        )
     found, last = await _scan(request, tenant, after, limit)
     body = {"events": [{"id": i, "event": e} for i, e in found], "last_event_id": last}
     return web.json_response(body)
@@ -80,29 +85,47 @@ def _limit(request: web.Request) -> int:
 
 
 async def _scan(
-    request: web.Request, tenant: str | None, after: str, limit: int, scan_max: int = SCAN_MAX
+    request: web.Request,
+    tenant: str | None,
+    after: event_hub.Position,
+    limit: int,
+    scan_max: int = SCAN_MAX,
 ) -> tuple[list[event_hub.Item], str]:
-    """Up to ``limit`` visible events after ``after``, and the id scanned up to."""
+    """Up to ``limit`` visible events after ``after``, and the position scanned up to. The
+    partitions' streams are merged in id order: a page goes no further than the first id a
+    partition read in full has not reached (its next entries may come before the others')."""
     client = request.app[app_keys.REDIS]
+    streams = request.app[HUB].streams
     found: list[event_hub.Item] = []
-    cursor, scanned = after, 0
+    position, scanned = [*after], 0
     while len(found) < limit and scanned < scan_max:
         chunk = min(_CHUNK, scan_max - scanned)
-        entries = await client.xrange(keys.GLOBAL_STREAM, min="(" + cursor, count=chunk)
-        for entry in entries:
-            cursor, event = event_hub.decode(entry)
+        async with client.pipeline(transaction=False) as pipe:
+            for stream, at in zip(streams, position, strict=True):
+                pipe.xrange(stream, min="(" + at, count=chunk)
+            reads = await pipe.execute()
+        full = [event_hub.id_key(e[-1][0].decode()) for e in reads if len(e) == chunk]
+        horizon = min(full) if full else None
+        merged = sorted(
+            (event_hub.id_key(entry[0].decode()), partition, entry)
+            for partition, entries in enumerate(reads)
+            for entry in entries
+        )
+        for key, partition, entry in merged:
+            if (horizon is not None and key > horizon) or len(found) == limit:
+                break
+            entry_id, event = event_hub.decode(entry)
+            event_hub.advance(position, partition, entry_id)
             scanned += 1
             if event_hub.visible(event, tenant):
-                found.append((cursor, tenancy.present(event)))
-                if len(found) == limit:
-                    break
-        if len(entries) < chunk:
+                found.append((event_hub.encode(position), tenancy.present(event)))
+        if horizon is None:
             break
-    return found, cursor
+    return found, event_hub.encode(position)
 
 
 async def _stream(
-    request: web.Request, tenant: str | None, after: str | None
+    request: web.Request, tenant: str | None, after: event_hub.Position | None
 ) -> web.StreamResponse:
     settings = request.app[app_keys.SETTINGS]
     limits = settings.tenants.for_tenant(tenant)
@@ -137,17 +160,18 @@ async def _send_all(
     response: web.StreamResponse,
     sub: event_hub.Subscription,
     tenant: str | None,
-    after: str | None,
+    after: event_hub.Position | None,
 ) -> None:
     await response.write(b"retry: 1000\n\n")
-    last = after
-    while last is not None:  # the replay, in pages
-        found, scanned = await _scan(request, tenant, last, EVENTS_LIMIT_MAX)
-        for item in found:
-            await response.write(_message(item))
-        if scanned == last:
-            break
-        last = scanned
+    position = [*sub.start] if after is None else [*after]
+    if after is not None:
+        while True:  # the replay, in pages
+            found, scanned = await _scan(request, tenant, position, EVENTS_LIMIT_MAX)
+            for item in found:
+                await response.write(_message(item))
+            if scanned == event_hub.encode(position):
+                break
+            position = event_hub.split(scanned)
     heartbeat = request.app[app_keys.SETTINGS].sse_heartbeat_seconds
     stopping = request.app[app_keys.STOPPING]
     while not stopping.is_set():
@@ -157,13 +181,14 @@ async def _send_all(
                 return
             await response.write(b": heartbeat\n\n")
             continue
-        if last is None or event_hub.id_after(live[0], last):
-            await response.write(_message(live))
+        partition, entry_id, event = live
+        if event_hub.advance(position, partition, entry_id):  # not replayed already
+            await response.write(_message((event_hub.encode(position), event)))
 
 
 async def _next(
     sub: event_hub.Subscription, idle_seconds: float, stopping: asyncio.Event
-) -> event_hub.Item | None:
+) -> event_hub.Entry | None:
     """The next entry; None after ``idle_seconds`` idle, when dropped or when the server stops."""
     if not sub.queue.empty():
         return sub.queue.get_nowait()

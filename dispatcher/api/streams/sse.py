@@ -20,7 +20,7 @@ from aiohttp import web
 
 from dispatcher import errors
 from dispatcher.api.http import queries
-from dispatcher.store import stream_reads
+from dispatcher.store import connect, stream_reads
 from dispatcher.store.store import Store
 from wire import events, keys, tenancy
 
@@ -74,6 +74,8 @@ class EventStream:
         streams_max: int = 500,
     ) -> None:
         self._client = client
+        self._space = connect.keyspace(client)
+        self._reads = connect.BlockingReads(client, max_connections=streams_max)
         self._store = store
         self._heartbeat = heartbeat_seconds
         self._stopping = stopping
@@ -122,7 +124,7 @@ class EventStream:
     async def _replay(
         self, response: web.StreamResponse, eval_id: str, cursor: str | None
     ) -> tuple[str, End]:
-        key = keys.eval_stream(eval_id)
+        key = self._space.eval_stream(eval_id)
         seen = End.NONE
         while True:
             start = "-" if cursor is None else "(" + cursor
@@ -138,7 +140,7 @@ class EventStream:
     async def _follow(
         self, response: web.StreamResponse, eval_id: str, cursor: str, *, seen_end: bool
     ) -> None:
-        key = keys.eval_stream(eval_id)
+        key = self._space.eval_stream(eval_id)
         loop = asyncio.get_running_loop()
         # After an unverified end, the verified one is waited for this long at most.
         give_up = loop.time() + self._verify_wait if seen_end else None
@@ -148,14 +150,13 @@ class EventStream:
                 block = self._block_ms(None if give_up is None else give_up - loop.time())
                 if block <= 0:
                     return
+                reader = await self._reads.for_key(key)
                 read = asyncio.ensure_future(
-                    self._client.xread({key: cursor}, count=_REPLAY_CHUNK, block=block)
+                    reader.xread({key: cursor}, count=_REPLAY_CHUNK, block=block)
                 )
                 await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not read.done():
-                    read.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await read
+                    connect.abandon(read)
                     return
                 entries = stream_reads.entries(read.result())
                 if not entries:
@@ -176,6 +177,9 @@ class EventStream:
             stop.cancel()
             with suppress(asyncio.CancelledError):
                 await stop
+
+    async def close(self) -> None:
+        await self._reads.aclose()
 
     def _block_ms(self, remaining: float | None) -> int:
         """XREAD's block in ms; 0 once ``remaining`` ran out (a block of 0 is forever)."""

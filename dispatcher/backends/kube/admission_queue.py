@@ -17,7 +17,7 @@ import redis.asyncio
 
 from dispatcher import errors
 from dispatcher.backends import base
-from dispatcher.store import lua, records
+from dispatcher.store import connect, lua, records
 from wire import keys, tenancy
 
 # A full queue: one ends every few seconds at most; the client may try again after this.
@@ -174,7 +174,7 @@ class AdmissionQueue:
             return []
         async with self._client.pipeline(transaction=False) as pipe:
             for eval_id in admitted:
-                pipe.hget(keys.record_key(eval_id), "status")
+                pipe.hget(connect.keyspace(self._client).record(eval_id), "status")
             statuses = await pipe.execute()
         ended = {s.value for s in records.TERMINAL_STATUSES}
         return [

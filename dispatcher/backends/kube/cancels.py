@@ -8,14 +8,12 @@ rather than ``error``. Any dispatcher replica sees the same tombstones.
 
 import redis.asyncio
 
-from wire import keys
-
-key = keys.cancel_tombstone
+from dispatcher.store import connect
 
 
 async def remember(client: redis.asyncio.Redis, eval_id: str, ttl_seconds: int) -> None:
-    await client.set(key(eval_id), "1", ex=ttl_seconds)
+    await client.set(connect.keyspace(client).cancel_tombstone(eval_id), "1", ex=ttl_seconds)
 
 
 async def requested(client: redis.asyncio.Redis, eval_id: str) -> bool:
-    return bool(await client.exists(key(eval_id)))
+    return bool(await client.exists(connect.keyspace(client).cancel_tombstone(eval_id)))

@@ -35,9 +35,9 @@ from kubernetes.client.exceptions import ApiException
 from dispatcher import errors
 from dispatcher.backends.kube import cancels, client, names, recovery, verdicts
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.store import publish
+from dispatcher.store import connect, publish
 from dispatcher.store.store import Store
-from wire import events, keys
+from wire import events
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ class Reconciler:
         return not await self._sidecar_ended(eval_id)
 
     async def _sidecar_ended(self, eval_id: str) -> bool:
-        found = self._redis.hexists(keys.publish_meta(eval_id), "terminal")
+        found = self._redis.hexists(connect.keyspace(self._redis).publish_meta(eval_id), "terminal")
         return bool(await cast(Awaitable[bool], found))
 
     async def _publish(self, eval_id: str, verdict: verdicts.Verdict, *, token: str) -> None:

@@ -20,6 +20,7 @@ import redis.exceptions
 from dispatcher import errors
 from dispatcher.backends.kube import client, names, rebuild, verdicts
 from dispatcher.backends.kube import config as kube_config
+from dispatcher.store import connect
 from dispatcher.store.store import Store
 from wire import keys
 
@@ -78,7 +79,7 @@ class Recovery:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for eval_id, _ in old:
-                    pipe.exists(keys.record_key(eval_id))
+                    pipe.exists(connect.keyspace(self._redis).record(eval_id))
                 exists = await pipe.execute()
             for (eval_id, job), known in zip(old, exists, strict=True):
                 if not known:

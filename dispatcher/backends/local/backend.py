@@ -57,15 +57,15 @@ class LocalBackend:
         self,
         config: LocalConfig,
         *,
-        redis_url: str,
+        redis_target: connect.Target,
         publisher: publish.Publisher,
         link: ingest.SidecarLink,
     ) -> None:
-        """``redis_url``: the backend's own client (in-flight entries, the sidecars' reports);
+        """``redis_target``: the backend's own client (in-flight entries, the sidecars' reports);
         ``publisher`` is the dispatcher's own; ``link`` gives each sidecar the ingest URL and
         its evaluation's credential (sidecars hold no Redis credential)."""
         self._config = config
-        self._redis_url = redis_url
+        self._redis_target = redis_target
         self._publisher = publisher
         self._link = link
         self._waiting: FairQueue[base.Submission] = FairQueue()
@@ -91,7 +91,7 @@ class LocalBackend:
         return len(self._running)
 
     async def start(self) -> None:
-        self._redis = connect.connect(self._redis_url, max_connections=REDIS_POOL_MAX)
+        self._redis = self._redis_target.connect(max_connections=REDIS_POOL_MAX)
         self._inflight = local_inflight.InFlight(self._redis)
         await self._inflight.end_orphans(self._publisher)
         self._context = await asyncio.to_thread(self._prepare, self._redis)

@@ -27,6 +27,7 @@ import redis.asyncio
 import redis.exceptions
 
 from dispatcher.backends.local import verdict as local_verdict
+from dispatcher.store import connect
 from wire import channel, events, keys
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ async def capture(
 
 async def sidecar_report(client: redis.asyncio.Redis, eval_id: str) -> events.Event | None:
     """The sidecar's terminal event of ``eval_id``, if it published one."""
-    reply = await client.xrevrange(keys.eval_stream(eval_id), count=_REPORT_SEARCH_DEPTH)
+    stream = connect.keyspace(client).eval_stream(eval_id)
+    reply = await client.xrevrange(stream, count=_REPORT_SEARCH_DEPTH)
     for _, fields in reply:
         try:
             event = events.parse(fields[keys.EVENT_FIELD.encode()])

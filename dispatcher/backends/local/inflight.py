@@ -20,12 +20,11 @@ import socket
 import redis.asyncio
 import redis.exceptions
 
-from dispatcher.store import layout, publish
-from wire import events, keys
+from dispatcher.store import connect, layout, publish
+from wire import events
 
 log = logging.getLogger(__name__)
 
-INFLIGHT_KEY = keys.LOCAL_INFLIGHT
 LOST_REASON = "lost: the dispatcher running it exited before it ended"
 
 
@@ -37,19 +36,24 @@ class InFlight:
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._client = client
         self._owner = owner()
+        self._space = connect.keyspace(client)
+
+    def _key(self, eval_id: str) -> str:
+        # The evaluation's partition: the record's creation writes the entry in its step.
+        return self._space.local_inflight(self._space.partition(eval_id))
 
     async def add(self, eval_id: str) -> None:
-        await self._client.hset(INFLIGHT_KEY, eval_id, self._owner)  # type: ignore[misc]
+        await self._client.hset(self._key(eval_id), eval_id, self._owner)  # type: ignore[misc]
 
     def entry(self, eval_id: str) -> layout.QueueEntry:
         """``add`` as the entry the record's creation writes (``backends.reserve``)."""
-        return layout.QueueEntry(INFLIGHT_KEY, eval_id, self._owner)
+        return layout.QueueEntry(self._key(eval_id), eval_id, self._owner)
 
     async def remove(self, eval_id: str) -> None:
         """Best effort: a stale entry only means one redundant ``error`` event later, which the
         store ignores once the record has ended."""
         try:
-            await self._client.hdel(INFLIGHT_KEY, eval_id)  # type: ignore[misc]
+            await self._client.hdel(self._key(eval_id), eval_id)  # type: ignore[misc]
         except redis.exceptions.RedisError as e:
             log.warning("could not clear in-flight entry of %s: %s", eval_id, e)
 
@@ -57,7 +61,11 @@ class InFlight:
         """End the evaluations of dead dispatcher processes on this host; their ids."""
         host = socket.gethostname()
         ended = []
-        for raw_id, raw_owner in (await self._client.hgetall(INFLIGHT_KEY)).items():  # type: ignore[misc]
+        held: dict[bytes, bytes] = {}
+        for partition in self._space.all_partitions():
+            key = self._space.local_inflight(partition)
+            held |= await self._client.hgetall(key)  # type: ignore[misc]
+        for raw_id, raw_owner in held.items():
             eval_id, holder = _text(raw_id), _text(raw_owner)
             holder_host, _, pid = holder.rpartition(" ")
             if holder_host != host or not pid.isdigit() or _alive(int(pid)):
@@ -69,7 +77,7 @@ class InFlight:
                 reason=LOST_REASON,
             )
             await publisher.publish(event, token="lost")
-            await self._client.hdel(INFLIGHT_KEY, eval_id)  # type: ignore[misc]
+            await self._client.hdel(self._key(eval_id), eval_id)  # type: ignore[misc]
             ended.append(eval_id)
         if ended:
             log.warning("ended %d evaluations of a dispatcher that exited: %s", len(ended), ended)

@@ -20,7 +20,7 @@ from dispatcher.backends.local.config import LocalConfig
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import records
 from dispatcher.store.publish import Publisher
-from tests import redisproc
+from tests import redis_mode, redisproc
 from wire import events
 
 
@@ -85,6 +85,7 @@ def settings(redis_url: str) -> DispatcherSettings:
 def make_settings(redis_url: str, **overrides: Any) -> DispatcherSettings:
     values: dict[str, Any] = {
         "redis_url": redis_url,
+        "redis_cluster": redis_mode.CLUSTER,
         "sse_heartbeat_seconds": 0.2,
         "sse_verify_wait_seconds": 1.0,
         "consumer": {"block_seconds": 0.1, "claim_interval_seconds": 0.5},
@@ -130,7 +131,7 @@ async def local_api(
         )
         backend = LocalBackend(
             LocalConfig(**settings.local.model_dump()),
-            redis_url=redis_url,
+            redis_target=settings.redis_target(redis_url),
             publisher=Publisher(redis_client, settings.streams),
             link=SidecarLink(url=settings.sidecar_url(), key=settings.ingest_key_bytes()),
         )

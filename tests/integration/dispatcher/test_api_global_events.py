@@ -13,6 +13,9 @@ from dispatcher.api.app import create_app
 from dispatcher.api.streams import event_hub, global_events
 from dispatcher.api.ui import routes as ui_routes
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, make_settings, publish
+from tests.redis_mode import start_of_global_stream
+
+START = start_of_global_stream()
 
 TOKENS = ["acme:acme-token-0123456789", "globex:globex-token-0123456789", "operator-token-01234"]
 ACME = {"Authorization": "Bearer acme-token-0123456789"}
@@ -65,7 +68,7 @@ class Messages:
 
 
 async def test_json_pages_show_a_tenant_only_its_own_events(api: AppClient, redis_client: Any):
-    head = (await _page(api, ACME, "0-0"))["last_event_id"]
+    head = (await _page(api, ACME, START))["last_event_id"]
     start = (await (await api.get("/v1/events", headers=ACME)).json())["last_event_id"]
     assert start == head  # without an id: no events, the stream's end
     await _submit(api, ACME, "a-1")
@@ -90,7 +93,7 @@ async def test_json_pages_show_a_tenant_only_its_own_events(api: AppClient, redi
 
 
 async def test_json_pages_continue_from_last_event_id(api: AppClient):
-    start = (await _page(api, OPERATOR, "0-0"))["last_event_id"]
+    start = (await _page(api, OPERATOR, START))["last_event_id"]
     for n in range(5):
         await _submit(api, OPERATOR, f"p-{n}")
     first = await _page(api, OPERATOR, start, limit="2")
@@ -103,7 +106,7 @@ async def test_json_pages_continue_from_last_event_id(api: AppClient):
 async def test_stream_replays_then_follows_live_without_others_events(
     api: AppClient, redis_client: Any
 ):
-    start = (await _page(api, ACME, "0-0"))["last_event_id"]
+    start = (await _page(api, ACME, START))["last_event_id"]
     await _submit(api, ACME, "before")
     await _submit(api, GLOBEX, "theirs-before")
     response = await api.get("/v1/events", headers={**ACME, **SSE, "Last-Event-ID": start})
@@ -215,7 +218,7 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_the_rest_go_on(redi
             await publish(redis_client, f"acme~e{n}", "running")
             item = await asyncio.wait_for(reader.queue.get(), 5)
             assert item is not None
-            seen.append(item[1]["eval_id"])
+            seen.append(item[2]["eval_id"])
         assert seen == ["e0", "e1", "e2"]
         assert slow.dropped
         assert await slow.queue.get() is None  # the end mark, nothing stale before it
@@ -226,5 +229,5 @@ async def test_a_subscriber_that_falls_behind_is_dropped_and_the_rest_go_on(redi
         await publish(redis_client, "acme~late", "running")
         item = await asyncio.wait_for(again.queue.get(), 5)
         assert item is not None
-        assert item[1]["eval_id"] == "late"
+        assert item[2]["eval_id"] == "late"
     await hub.close()

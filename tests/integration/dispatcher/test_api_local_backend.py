@@ -4,10 +4,8 @@ import asyncio
 import time
 from typing import Any
 
-from dispatcher.backends.local.inflight import INFLIGHT_KEY
-from dispatcher.store import layout
 from tests.integration.dispatcher.conftest import record_with
-from wire import keys
+from tests.redis_mode import SPACE, inflight_of
 
 
 async def test_submitted_code_runs_and_its_record_and_output_are_complete(local_api: Any):
@@ -33,7 +31,7 @@ async def test_full_local_queue_answers_429_and_keeps_no_record(local_api: Any, 
     refused = await api.post("/v1/evaluations", json={"code": "1", "eval_id": "q2"})
     assert refused.status == 429
     assert int(refused.headers["Retry-After"]) > 0
-    assert not await redis_client.exists(layout.record_key("q2"))
+    assert not await redis_client.exists(SPACE.record("q2"))
     metrics = await (await api.get("/metrics")).text()
     assert 'crucible_dispatcher_backend_evaluations{state="queued"} 1' in metrics
 
@@ -98,10 +96,10 @@ async def test_a_burst_takes_one_slot_and_one_in_flight_entry_per_evaluation(
     assert await post("b1", "2") == 409
     assert await post("b3") == 201  # the retry and the conflict held no slot
     assert await post("b4") == 429
-    held = await redis_client.hgetall(INFLIGHT_KEY)
-    assert sorted(held) == [b"b1", b"b2", b"b3"]
+    held = [e for e in ("b1", "b2", "b3", "b4") if await redis_client.hexists(inflight_of(e), e)]
+    assert held == ["b1", "b2", "b3"]
     for eval_id in ("b1", "b2", "b3"):
         record = await (await api.get(f"/v1/evaluations/{eval_id}")).json()
         assert (record["status"], record["job_name"]) == ("accepted", f"local-{eval_id}")
-        accepted = await redis_client.xrange(keys.eval_stream(eval_id))
+        accepted = await redis_client.xrange(SPACE.eval_stream(eval_id))
         assert len(accepted) == 1

@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+from tests import redis_mode
 from tests.integration.dispatcher.conftest import AppClient, ClientFactory
 
 TOKEN = "fuzz-token"
@@ -53,6 +54,9 @@ async def cancel_what_waits(api: AppClient) -> None:
         await asyncio.sleep(0.2)
 
 
+# On a Redis Cluster the API is the same but for the global stream's position, whose spelled
+# out pattern schemathesis's coverage phase does not follow (it sends "0" as if valid).
+@redis_mode.one_server_only
 async def test_schemathesis_finds_nothing_with_every_check(
     live_api: AppClient, tmp_path: pathlib.Path
 ) -> None:

@@ -6,9 +6,8 @@ from typing import Any
 import pytest
 
 from dispatcher import errors
-from dispatcher.store import layout
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, queue_full
-from wire import keys
+from tests.redis_mode import SPACE, index_of
 
 
 async def test_created_record_has_defaults_and_job_name(api: AppClient, fake_backend: FakeBackend):
@@ -36,7 +35,7 @@ async def test_eval_id_is_generated_when_absent(api: AppClient):
 
 async def test_accepted_event_is_published_after_the_record(api: AppClient, redis_client: Any):
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "pub"})
-    entries = await redis_client.xrange(keys.eval_stream("pub"))
+    entries = await redis_client.xrange(SPACE.eval_stream("pub"))
     assert b'"type":"accepted"' in entries[0][1][b"event"]
 
 
@@ -71,8 +70,8 @@ async def test_queue_full_is_429_with_retry_after_and_leaves_nothing(
     response = await api.post("/v1/evaluations", json={"code": "x", "eval_id": "full"})
     assert response.status == 429
     assert response.headers["Retry-After"] == "7"
-    assert not await redis_client.exists(layout.record_key("full"), keys.eval_stream("full"))
-    assert not await redis_client.zscore(layout.INDEX, "full")
+    assert not await redis_client.exists(SPACE.record("full"), SPACE.eval_stream("full"))
+    assert not await redis_client.zscore(index_of("full"), "full")
     # The id is free again: once the queue drains, the same request is accepted.
     fake_backend.refuse = None
     retry = await api.post("/v1/evaluations", json={"code": "x", "eval_id": "full"})
@@ -163,8 +162,8 @@ async def test_oversized_body_is_rejected_without_a_500(api: AppClient):
 async def test_a_record_whose_accepted_event_fails_is_not_left_behind(api: AppClient, redis_client):
     # The record and its `accepted` event go in one round trip; the event's stream key holding
     # something else makes the event fail after the record was created.
-    await redis_client.set(keys.eval_stream("half"), "not a stream")
+    await redis_client.set(SPACE.eval_stream("half"), "not a stream")
     response = await api.post("/v1/evaluations", json={"eval_id": "half", "code": "pass"})
     assert response.status == 500
-    assert not await redis_client.exists(keys.record_key("half"))
-    assert await redis_client.zscore(layout.INDEX, "half") is None
+    assert not await redis_client.exists(SPACE.record("half"))
+    assert await redis_client.zscore(index_of("half"), "half") is None

@@ -9,7 +9,7 @@ import redis.asyncio
 
 from dispatcher.api.app import create_app
 from tests.integration.dispatcher.conftest import AppClient, FakeBackend, make_settings, publish
-from wire import keys
+from tests.redis_mode import SPACE
 
 TOKENS = ["acme:acme-token-0123456789", "globex:globex-token-0123456789", "operator-token-01234"]
 ACME = {"Authorization": "Bearer acme-token-0123456789"}
@@ -49,7 +49,7 @@ async def test_the_active_limit_refuses_with_429_and_creates_nothing(
     assert int(refused.headers["Retry-After"]) >= 1
     assert (await refused.json())["error"]["code"] == "tenant_limit"
     # Nothing of it exists: no record, no stream, no accepted event, no Job.
-    assert not await redis_client.exists(keys.record_key("acme~a-3"), keys.eval_stream("acme~a-3"))
+    assert not await redis_client.exists(SPACE.record("acme~a-3"), SPACE.eval_stream("acme~a-3"))
     assert [s.eval_id for s in fake_backend.submitted] == ["acme~a-1", "acme~a-2"]
     assert (await api.get("/v1/evaluations/a-3", headers=ACME)).status == 404
     # Another tenant and the operator are not held by acme's limit.

@@ -13,6 +13,7 @@ import redis.asyncio
 from dispatcher import cli
 from dispatcher.api.app import create_app
 from dispatcher.settings import DispatcherSettings
+from tests import redis_mode
 from tests.integration.dispatcher.conftest import (
     TERMINAL,
     AppClient,
@@ -139,7 +140,7 @@ def tenants_api_as(api: AppClient, headers: dict[str, str]) -> Any:
 async def test_events_and_legacy_messages_carry_the_tenant(
     tenants_api: AppClient, redis_client: redis.asyncio.Redis
 ) -> None:
-    pubsub = redis_client.pubsub()
+    pubsub = redis_mode.pubsub(redis_client)
     await pubsub.subscribe(keys.LEGACY_COMPLETED)
     await _submit(tenants_api, ACME, "run-7")
     await publish(redis_client, "acme~run-7", "running", started_at=1.0)

@@ -18,6 +18,7 @@ from tests.integration.dispatcher.conftest import (
     record_with,
     wait_for,
 )
+from tests.redis_mode import SPACE
 from wire import keys
 
 
@@ -85,24 +86,31 @@ async def test_two_dispatchers_share_the_stream_and_apply_each_event_once(
     for i, eval_id in enumerate(ids):
         await record_with(apis[(i + 1) % 2], eval_id, status="completed", exit_code=i)
 
+    streams = [SPACE.global_stream(p) for p in SPACE.all_partitions()]
+
     async def all_acknowledged() -> bool:
-        pending = await redis_client.xpending(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
-        return pending["pending"] == 0
+        for stream in streams:
+            pending = await redis_client.xpending(stream, keys.CONSUMER_GROUP)
+            if pending["pending"]:
+                return False
+        return True
 
     await wait_for(all_acknowledged, what="every entry acknowledged")
-    info = await redis_client.xinfo_groups(keys.GLOBAL_STREAM)
-    assert info[0]["consumers"] == 2
-    assert info[0]["entries-read"] == 40  # 20 accepted + 20 completed, each delivered once
+    groups = [(await redis_client.xinfo_groups(stream))[0] for stream in streams]
+    assert {group["consumers"] for group in groups} == {2}
+    # 20 accepted + 20 completed, each delivered once
+    assert sum(group["entries-read"] or 0 for group in groups) == 40
 
 
 async def test_entries_left_pending_by_a_dead_dispatcher_are_claimed(
     start: Any, redis_client: redis.asyncio.Redis
 ):
     await store.Store(redis_client, ttl_seconds=60).create(a_record("orphan"))
-    await redis_client.xgroup_create(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    stream = SPACE.global_stream(SPACE.partition("orphan"))
+    await redis_client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
     await publish(redis_client, "orphan", "completed", exit_code=5)
     # A dispatcher that read the entry and died before acknowledging it.
-    await redis_client.xreadgroup(keys.CONSUMER_GROUP, "dead", {keys.GLOBAL_STREAM: ">"})
+    await redis_client.xreadgroup(keys.CONSUMER_GROUP, "dead", {stream: ">"})
     api = await start(
         consumer={"claim_idle_seconds": 0.05, "claim_interval_seconds": 0.1, "block_seconds": 0.05}
     )
@@ -113,7 +121,8 @@ async def test_a_deleted_group_is_recreated(start: Any, redis_client: redis.asyn
     api = await start()
     await api.post("/v1/evaluations", json={"code": "1", "eval_id": "nogroup"})
     await record_with(api, "nogroup", status="accepted")
-    await redis_client.xgroup_destroy(keys.GLOBAL_STREAM, keys.CONSUMER_GROUP)
+    stream = SPACE.global_stream(SPACE.partition("nogroup"))
+    await redis_client.xgroup_destroy(stream, keys.CONSUMER_GROUP)
     await publish(redis_client, "nogroup", "completed", exit_code=0)
     await record_with(api, "nogroup", status="completed")
 

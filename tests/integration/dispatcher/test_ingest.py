@@ -8,8 +8,10 @@ from typing import Any
 import redis.asyncio
 
 from dispatcher.settings import DispatcherSettings
+from tests import redis_mode
 from tests.integration.dispatcher.conftest import AppClient, publish, record_with
-from wire import ingest, ingest_route, keys, limits
+from tests.redis_mode import SPACE
+from wire import ingest, ingest_route, limits
 
 
 def item(eval_id: str, token: str = "t", **fields: Any) -> dict[str, Any]:
@@ -84,8 +86,8 @@ async def test_what_a_sidecar_may_say_is_forced(
     unknown = await post(api, settings, "mine", [{"token": "t", "event": {"eval_id": "mine"}}])
     assert unknown.status == 422
     # A refused batch publishes nothing, not even its valid first event.
-    assert await redis_client.xlen(keys.eval_stream("mine")) == 0
-    assert await redis_client.xlen(keys.eval_stream("theirs")) == 0
+    assert await redis_client.xlen(SPACE.eval_stream("mine")) == 0
+    assert await redis_client.xlen(SPACE.eval_stream("theirs")) == 0
 
 
 async def test_the_global_stream_carries_status_only(
@@ -100,7 +102,7 @@ async def test_the_global_stream_carries_status_only(
     assert (await post(api, settings, "slim", items)).status == 200
     entries = [
         fields
-        for _, fields in await redis_client.xrange(keys.GLOBAL_STREAM)
+        for _, fields in await redis_client.xrange(SPACE.global_stream(SPACE.partition("slim")))
         if b'"slim"' in fields[b"event"]
     ]
     assert all(len(fields[b"event"]) < 1024 for fields in entries)
@@ -122,7 +124,7 @@ async def test_a_pod_stores_at_most_its_budget_and_its_first_end_always(
         assert response.status == 200, await response.text()
         dropped += (await response.json())["results"][0]["dropped"]
     assert dropped >= 8
-    meta = await redis_client.hget(keys.publish_meta("flood"), "bytes")
+    meta = await redis_client.hget(SPACE.publish_meta("flood"), "bytes")
     assert int(meta or 0) <= limits.EVAL_BUDGET_BYTES
     end = await post(api, settings, "flood", [item("flood", "end", type="failed", exit_code=1)])
     assert (await end.json())["results"][0]["dropped"] is False
@@ -133,7 +135,7 @@ async def test_a_verified_verdict_that_disagrees_corrects_the_legacy_channel(
     api: AppClient, redis_client: redis.asyncio.Redis
 ) -> None:
     await submitted(api, "lied")
-    pubsub = redis_client.pubsub()
+    pubsub = redis_mode.pubsub(redis_client)
     await pubsub.psubscribe("evaluation:*")
     try:
         await publish(redis_client, "lied", "completed", exit_code=0)
@@ -158,6 +160,7 @@ async def test_a_verified_verdict_that_disagrees_corrects_the_legacy_channel(
     assert "completed -> failed" in record["correction"]
 
 
+@redis_mode.one_server_only
 async def test_redis_at_maxmemory_answers_503_and_creates_nothing(
     api: AppClient, redis_client: redis.asyncio.Redis
 ) -> None:
@@ -169,7 +172,7 @@ async def test_redis_at_maxmemory_answers_503_and_creates_nothing(
     assert response.status == 503, await response.text()
     assert response.headers["Retry-After"] == "1"
     assert (await response.json())["error"]["code"] == "redis_full"
-    assert not await redis_client.exists(keys.record_key("full"))
+    assert not await redis_client.exists(SPACE.record("full"))
 
 
 async def test_a_sidecar_fetches_its_own_evaluations_program_and_nothing_else(

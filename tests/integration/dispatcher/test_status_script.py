@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from dispatcher.store import layout, records, store
 from tests import redisproc
 from tests import status_model as statuses
-from wire import events, scripts
+from wire import events, keys, scripts
+
+# These tests hold the scripts to the rules on one server (a cluster runs the same scripts).
+ONE = keys.STANDALONE
 
 SCRIPT = scripts.APPLY_EVENT
 CREATE = scripts.CREATE_RECORD
@@ -58,11 +61,11 @@ def lua_apply(
     client: redis.Redis, record: records.Record, sequence: list[events.Event]
 ) -> dict[str, Any]:
     create, apply = client.register_script(CREATE), client.register_script(SCRIPT)
-    key = layout.record_key(record.eval_id)
+    key = ONE.record(record.eval_id)
     args = store.Store(client, ttl_seconds=60).create_args(record, '"n"')  # type: ignore[arg-type]
-    create(keys=layout.create_keys(record), args=args)
+    create(keys=layout.create_keys(ONE, record), args=args)
     for event in sequence:
-        apply(keys=layout.status_keys(event.eval_id), args=layout.event_args(event))
+        apply(keys=layout.status_keys(ONE, event.eval_id), args=layout.event_args(event))
     fields = layout.decode_fields(client.hgetall(key))
     fields.pop("creation_nonce")
     return fields
@@ -94,9 +97,9 @@ def test_script_reaches_the_same_record_as_the_pure_rules(
         expected = pure_apply(record, sequence)
         assert from_lua == expected
         # The record sits in exactly one status index: its own.
-        homes = [k for k in layout.STATUS_INDEXES if client.zscore(k, eval_id) is not None]
-        assert homes == [layout.status_index(records.Status(expected["status"]))]
-        client.delete(layout.record_key(eval_id))
+        homes = [k for k in layout.status_indexes(ONE, 0) if client.zscore(k, eval_id) is not None]
+        assert homes == [ONE.status_index(0, expected["status"])]
+        client.delete(ONE.record(eval_id))
 
 
 _verified_verdict = st.fixed_dictionaries(
@@ -160,7 +163,7 @@ def test_script_fills_in_like_the_pure_rules_when_the_verified_verdict_comes_fir
         from_lua = lua_apply(client, record, sequence)
         expected = pure_apply(record, sequence)
         assert from_lua == expected
-        client.delete(layout.record_key(eval_id))
+        client.delete(ONE.record(eval_id))
 
 
 def verdict(eval_id: str, seq: int, kind: str, **fields: Any) -> events.Event:
@@ -185,7 +188,7 @@ def test_oom_verdict_after_sidecar_completed_corrects_status_and_fields(
         ),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("oom"))
+        client.delete(ONE.record("oom"))
         record = lua_apply(client, new_record("oom"), sequence)
     assert record["status"] == "failed"
     assert (record["exit_code"], record["reason"], record["verified"]) == (137, "OOMKilled", True)
@@ -204,7 +207,7 @@ def test_replayed_and_stale_events_change_nothing(redis_server: redisproc.RedisP
         verdict("rp", 2, "failed", exit_code=9, source="dispatcher", verified=True),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("rp"))
+        client.delete(ONE.record("rp"))
         record = lua_apply(client, new_record("rp"), sequence)
     assert (record["status"], record["exit_code"], record["last_seq"]) == ("completed", 0, 3)
     assert record["verified"] is False
@@ -218,7 +221,7 @@ def test_late_scheduled_records_job_name_without_moving_status_back(
         verdict("late", 4, "scheduled", job_name="job-late", source="dispatcher"),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("late"))
+        client.delete(ONE.record("late"))
         record = lua_apply(client, new_record("late"), sequence)
     assert (record["status"], record["job_name"]) == ("running", "job-late")
     assert "scheduled_at" in record
@@ -229,7 +232,7 @@ def test_cancelled_stays_cancelled_and_only_gains_missing_exit_code(
 ):
     confirm = {"source": "dispatcher", "verified": True, "exit_code": 143, "signal": 15}
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("cx1"), layout.record_key("cx2"))
+        client.delete(ONE.record("cx1"), ONE.record("cx2"))
         bare = lua_apply(
             client,
             new_record("cx1"),
@@ -282,7 +285,7 @@ def test_sidecar_end_after_the_verified_verdict_fills_in_what_the_verdict_lacks(
         verdict("vf", 3, "running", started_at=1.0),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("vf"))
+        client.delete(ONE.record("vf"))
         record = lua_apply(client, new_record("vf"), sequence)
     assert record == pure_apply(new_record("vf"), sequence)
     assert (record["status"], record["exit_code"], record["signal"], record["reason"]) == (
@@ -305,6 +308,6 @@ def test_late_running_after_the_end_fills_in_a_missing_started_at(
         verdict("lr", 2, "running", started_at=1.0),
     ]
     with redis.Redis.from_url(redis_server.url) as client:
-        client.delete(layout.record_key("lr"))
+        client.delete(ONE.record("lr"))
         record = lua_apply(client, new_record("lr"), sequence)
     assert (record["status"], record["started_at"]) == ("completed", 1.0)

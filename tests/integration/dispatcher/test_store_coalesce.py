@@ -12,7 +12,7 @@ from redis.asyncio.client import Pipeline
 from dispatcher.store.layout import QueueEntry
 from dispatcher.store.records import Record, Resources, Status
 from dispatcher.store.store import Store
-from wire import keys
+from tests.redis_mode import SPACE, inflight_of
 
 
 def _record(eval_id: str, digest: str = "0" * 64) -> Record:
@@ -47,7 +47,7 @@ async def test_a_failing_command_undoes_its_own_creation_only(
 ) -> None:
     store = Store(redis_client, ttl_seconds=60)
     await redis_client.set("not-a-hash", "x")
-    entry = QueueEntry(keys.LOCAL_INFLIGHT, "bad", "me")
+    entry = QueueEntry(inflight_of("bad"), "bad", "me")
 
     def fails(pipe: Pipeline) -> None:
         pipe.hset("not-a-hash", "f", "v")  # WRONGTYPE
@@ -59,20 +59,20 @@ async def test_a_failing_command_undoes_its_own_creation_only(
     )
     assert results[0] is None
     assert isinstance(results[1], redis.exceptions.ResponseError)
-    assert await redis_client.exists(keys.record_key("good"))
-    assert not await redis_client.exists(keys.record_key("bad"))
-    assert not await redis_client.hexists(keys.LOCAL_INFLIGHT, "bad")  # type: ignore[misc]
+    assert await redis_client.exists(SPACE.record("good"))
+    assert not await redis_client.exists(SPACE.record("bad"))
+    assert not await redis_client.hexists(inflight_of("bad"), "bad")  # type: ignore[misc]
 
 
 async def test_the_queue_entry_is_written_only_by_the_creation(
     redis_client: redis.asyncio.Redis,
 ) -> None:
     store = Store(redis_client, ttl_seconds=60)
-    first = QueueEntry(keys.LOCAL_INFLIGHT, "once", "first holder")
-    again = QueueEntry(keys.LOCAL_INFLIGHT, "once", "second holder")
+    first = QueueEntry(inflight_of("once"), "once", "first holder")
+    again = QueueEntry(inflight_of("once"), "once", "second holder")
     assert await store.create(_record("once"), entry=first) is None
     assert await store.create(_record("once"), entry=again) == "0" * 64
-    holder = await redis_client.hget(keys.LOCAL_INFLIGHT, "once")  # type: ignore[misc]
+    holder = await redis_client.hget(inflight_of("once"), "once")  # type: ignore[misc]
     assert holder == b"first holder"
 
 

@@ -19,7 +19,8 @@ from dispatcher.backends.base import Backend
 from dispatcher.backends.local.config import LocalConfig
 from dispatcher.settings import DispatcherSettings
 from dispatcher.store import publish
-from tests import redisproc
+from tests import redis_mode, redisproc
+from tests.redis_mode import SPACE
 from wire import events, keys
 
 TERMINAL = {"completed", "failed", "timeout", "cancelled", "error"}
@@ -35,13 +36,14 @@ class Dispatcher:
         self.redis_url = redis_url
         # The sidecars must know where the dispatcher listens before it starts.
         settings.setdefault("port", redisproc.free_port())
+        settings.setdefault("redis_cluster", redis_mode.CLUSTER)
         self.settings = DispatcherSettings(redis_url=redis_url, local=local, **settings)
         self.client: test_utils.TestClient[Any, Any] | None = None
         self.backend: Backend | None = None
         self._redis: redis.asyncio.Redis | None = None
 
     async def start(self) -> "Dispatcher":
-        self._redis = redis.asyncio.Redis.from_url(self.redis_url)
+        self._redis = redis_mode.client(self.redis_url)
         publisher = publish.Publisher(self._redis, self.settings.streams)
         self.backend = serve.make_backend(self.settings, self._redis, publisher, self.redis_url)
         app = create_app(self.settings, self.backend, self._redis)
@@ -98,7 +100,7 @@ class Dispatcher:
     async def stream(self, eval_id: str) -> list[events.Event]:
         """Every event of the evaluation's own stream, oldest first, as stored in Redis."""
         assert self._redis is not None, "dispatcher not started"
-        entries = await self._redis.xrange(keys.eval_stream(eval_id))
+        entries = await self._redis.xrange(SPACE.eval_stream(eval_id))
         return [events.parse(fields[keys.EVENT_FIELD.encode()]) for _, fields in entries]
 
 

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio
 
 from dispatcher.backends.local import backend as local_backend
-from tests import redisproc
+from tests import redis_mode, redisproc
 from tests.integration.pipeline.harness import wait_until_ready
 
 pytestmark = pytest.mark.integration
@@ -19,6 +19,7 @@ POOL = 4
 STREAMS = 3
 
 
+@redis_mode.one_server_only
 async def test_a_burst_of_requests_and_streams_holds_bounded_redis_connections(
     tmp_path: pathlib.Path, redis_url: str, redis_client: redis.asyncio.Redis
 ) -> None:
@@ -27,6 +28,7 @@ async def test_a_burst_of_requests_and_streams_holds_bounded_redis_connections(
     env |= {
         "CRUCIBLE_PORT": str(port),
         "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_REDIS_CLUSTER": str(redis_mode.CLUSTER).lower(),
         "CRUCIBLE_REDIS_POOL_MAX": str(POOL),
         "CRUCIBLE_SSE_STREAMS_MAX": str(STREAMS),
         "CRUCIBLE_LOCAL__CONCURRENCY": "0",
@@ -72,6 +74,7 @@ async def test_a_slow_loris_head_is_cut_off(tmp_path: pathlib.Path, redis_url: s
     env |= {
         "CRUCIBLE_PORT": str(port),
         "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_REDIS_CLUSTER": str(redis_mode.CLUSTER).lower(),
         "CRUCIBLE_HEAD_TIMEOUT_SECONDS": "0.5",
         "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path / "work"),
     }

@@ -7,11 +7,10 @@ import sys
 
 import aiohttp
 import pytest
-import redis.asyncio
 
 from dispatcher.store.records import Status
 from dispatcher.store.store import Store
-from tests import redisproc
+from tests import redis_mode, redisproc
 from tests.integration.pipeline.harness import (
     TERMINAL,
     DispatcherFactory,
@@ -49,6 +48,7 @@ def user_pids(root: pathlib.Path) -> list[int]:
     return [int(noted.read_text()) for noted in sorted((root / "runs").glob("*/pid"))]
 
 
+@redis_mode.one_server_only
 async def test_redis_killed_and_restarted_loses_no_end(
     restartable_redis: redisproc.RedisProcess,
     make_dispatcher: DispatcherFactory,
@@ -94,7 +94,7 @@ async def test_dispatcher_restarted_while_evaluations_run(
     let_them_finish(tmp_path)
     await stopping
 
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = redis_mode.client(redis_url)
     try:
         store = Store(client, ttl_seconds=3600)
         for eval_id in ids:
@@ -125,6 +125,7 @@ async def test_a_dispatcher_that_dies_takes_its_evaluations_along(
     env = {
         **os.environ,
         "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_REDIS_CLUSTER": str(redis_mode.CLUSTER).lower(),
         "CRUCIBLE_PORT": str(port),
         "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path),
     }

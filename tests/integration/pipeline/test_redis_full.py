@@ -7,12 +7,14 @@ import asyncio
 import pytest
 import redis.asyncio
 
+from tests import redis_mode
 from tests.integration.pipeline.harness import DispatcherFactory
-from wire import keys
+from tests.redis_mode import SPACE
 
 pytestmark = pytest.mark.integration
 
 
+@redis_mode.one_server_only
 async def test_a_full_redis_refuses_new_work_and_loses_no_accepted_evaluation(
     make_dispatcher: DispatcherFactory, redis_url: str, redis_client: redis.asyncio.Redis
 ) -> None:
@@ -28,7 +30,7 @@ async def test_a_full_redis_refuses_new_work_and_loses_no_accepted_evaluation(
         await asyncio.sleep(2.5)  # the evaluation ends while Redis refuses its events
     finally:
         await redis_client.config_set("maxmemory", "0")
-    assert not await redis_client.exists(keys.record_key("n"))
+    assert not await redis_client.exists(SPACE.record("n"))
     record = await dispatcher.wait_ended("through-full")
     assert (record["status"], record["exit_code"]) == ("completed", 0), record
     assert record["output"] == "before\nafter\n"

@@ -11,7 +11,7 @@ import sys
 import aiohttp
 import pytest
 
-from tests import redisproc
+from tests import redis_mode, redisproc
 from tests.integration.pipeline.harness import wait_until_ready
 
 pytestmark = pytest.mark.integration
@@ -22,6 +22,7 @@ async def _serve(tmp_path: pathlib.Path, redis_url: str, port: int) -> asyncio.s
     env |= {
         "CRUCIBLE_PORT": str(port),
         "CRUCIBLE_REDIS_URL": redis_url,
+        "CRUCIBLE_REDIS_CLUSTER": str(redis_mode.CLUSTER).lower(),
         "CRUCIBLE_SHUTDOWN_DELAY_SECONDS": "1.5",
         "CRUCIBLE_LOCAL__WORK_ROOT": str(tmp_path / "work"),
     }

@@ -6,7 +6,7 @@ import pytest
 
 from dispatcher import client, errors, metrics
 from dispatcher.store import layout, output
-from wire import scripts
+from wire import keys, scripts
 
 
 def test_registry_renders_counters_histograms_and_gauges():
@@ -89,4 +89,4 @@ def test_status_index_order_matches_the_script():
     text = scripts.APPLY_EVENT
     listed = text.split("local STATUSES = {")[1].split("}")[0]
     names = [part.strip().strip("'") for part in listed.replace("\n", " ").split(",")]
-    assert [f"{layout.INDEX}:{n}" for n in names] == layout.STATUS_INDEXES
+    assert [f"crucible:evals:{n}" for n in names] == layout.status_indexes(keys.STANDALONE, 0)

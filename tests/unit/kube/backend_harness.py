@@ -10,6 +10,7 @@ import redis.asyncio
 from dispatcher.backends import base
 from dispatcher.backends.kube.backend import KubernetesBackend
 from dispatcher.store import records
+from tests.redis_mode import SPACE
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
 from wire import events, keys
 
@@ -40,7 +41,7 @@ async def wait_event(
     last = "0"
     async with asyncio.timeout(within):
         while True:
-            reply = await client.xread({keys.eval_stream(eval_id): last}, block=500)
+            reply = await client.xread({SPACE.eval_stream(eval_id): last}, block=500)
             for _, entries in reply:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -50,7 +51,7 @@ async def wait_event(
 
 
 async def all_events(client: redis.asyncio.Redis, eval_id: str) -> list[events.Event]:
-    entries = await client.xrange(keys.eval_stream(eval_id))
+    entries = await client.xrange(SPACE.eval_stream(eval_id))
     return [events.parse(fields[keys.EVENT_FIELD.encode()]) for _, fields in entries]
 
 

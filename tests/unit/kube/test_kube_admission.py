@@ -15,6 +15,7 @@ from dispatcher.backends.kube import admission_queue, names
 from dispatcher.store import publish, records
 from dispatcher.store.consumer import Consumer
 from dispatcher.store.store import Store
+from tests.redis_mode import SPACE
 from tests.unit.kube.backend_harness import Make, launched, submission, wait_event
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
 from wire import events, keys
@@ -138,7 +139,7 @@ async def test_slots_of_ended_or_vanished_evaluations_are_found(
         await q.enqueue(submission(eval_id))
     await q.admit(10)
     # An end recorded while the slot could not be freed (as after a lost Redis write).
-    await redis_client.hset(keys.record_key("s~ended"), "status", '"completed"')  # type: ignore[misc]
+    await redis_client.hset(SPACE.record("s~ended"), "status", '"completed"')  # type: ignore[misc]
     stale = await q.stale()
     assert sorted(stale) == ["s~ended", "s~vanished"]
     await q.release(stale)

@@ -17,6 +17,7 @@ from dispatcher.api import ingest
 from dispatcher.backends.kube import cancels, names, reconciler
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube.backend import KubernetesBackend
+from tests.redis_mode import SPACE
 from tests.unit.kube import kube_samples
 from tests.unit.kube.backend_harness import Make, all_events, launched, submission, wait_event
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
@@ -210,7 +211,7 @@ async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
         manifest = kube_samples_manifest(eval_id)
         manifest["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
         await fake_api.put("jobs", manifest)
-    await redis_client.set(keys.record_key("known"), "stand-in for the record hash")
+    await redis_client.set(SPACE.record("known"), "stand-in for the record hash")
     await redis_client.set(keys.EPOCH, "1")  # Redis kept its data: no record means an orphan
     await make_backend()
     await fake_api.wait_for(lambda: names.job_name("orphan") not in fake_api.objects["jobs"])
@@ -264,6 +265,10 @@ async def test_a_job_the_api_server_refuses_for_now_is_created_when_it_takes_it(
     assert not [e for e in await all_events(redis_client, "eval-1") if e.terminal]
 
 
+# The fake API server stops while the backend's client threads reconnect to it; a connection
+# aiohttp accepts during that shutdown can be left to the garbage collector, whose
+# ResourceWarning lands in whichever test runs then (about 1 run in 6, on main too).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_an_unreachable_api_server_queues_and_is_not_ready(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
