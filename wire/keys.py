@@ -38,6 +38,7 @@ counts, are ``crucible:{t:<tenant>}:bucket`` and ``crucible:{t:<tenant>}:active`
 Only the dispatcher writes any of them: sidecars hand their events to it (``wire.ingest``).
 """
 
+import binascii
 import dataclasses
 import zlib
 
@@ -81,12 +82,20 @@ CLUSTER_PARTITIONS = 16
 class Keyspace:
     """Where the evaluation keys live. One partition (a single Redis, Sentinel's master): the
     names above, as they always were. Several (Redis Cluster): the same names with the
-    partition's hash tag after ``crucible:`` (``crucible:{3}:eval:<id>``), an evaluation in
+    partition's hash tag after ``crucible:`` (``crucible:{13}:eval:<id>``), an evaluation in
     partition ``crc32(eval_id) % partitions`` with its record, streams and the partition's
     indexes and global stream; a tenant's limits under its own tag (``crucible:{t:<tenant>}:``),
-    checked in a step of their own (``wire/tenant_admit.lua``)."""
+    checked in a step of their own (``wire/tenant_admit.lua``).
+
+    Partition N's tag is the first number whose hash slot lies in the N-th of ``partitions``
+    equal shares of the 16384 slots, so the partitions spread over the masters as evenly as
+    the masters share the slots (the tags 0..15 would put 6, 6 and 4 on three masters)."""
 
     partitions: int = 1
+    tags: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", _spread_tags(self.partitions))
 
     @property
     def partitioned(self) -> bool:
@@ -101,7 +110,7 @@ class Keyspace:
         return range(self.partitions)
 
     def _at(self, partition: int) -> str:
-        return "crucible:" if self.partitions == 1 else f"crucible:{{{partition}}}:"
+        return "crucible:" if self.partitions == 1 else f"crucible:{{{self.tags[partition]}}}:"
 
     def _of(self, eval_id: str) -> str:
         return self._at(self.partition(eval_id))
@@ -153,5 +162,22 @@ class Keyspace:
         return f"crucible:{{t:{tenant}}}:active"
 
 
+def _spread_tags(partitions: int) -> tuple[str, ...]:
+    tags: list[str | None] = [None] * partitions
+    number = 0
+    while None in tags:
+        share = hash_slot(str(number)) * partitions // SLOTS
+        if tags[share] is None:
+            tags[share] = str(number)
+        number += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def hash_slot(tag: str) -> int:
+    """Redis Cluster's slot of a key whose hash tag is ``tag`` (CRC16-CCITT, mod 16384)."""
+    return binascii.crc_hqx(tag.encode(), 0) % SLOTS
+
+
+SLOTS = 16384
 STANDALONE = Keyspace()
 CLUSTER = Keyspace(CLUSTER_PARTITIONS)
