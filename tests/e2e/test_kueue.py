@@ -144,10 +144,17 @@ def test_kueue_holds_jobs_past_its_quota_and_starts_them_in_turn(kueue_release: 
 
 def test_a_suspended_evaluation_cancels_and_leaves_no_job(kueue_release: Release) -> None:
     api = kueue_release.api
+    # Running before the next is submitted, and long enough to hold the quota throughout:
+    # Jobs created in the same second tie in Kueue's queue, so one submitted at once after them
+    # could be admitted ahead of one of them.
     busy = [
-        api.submit_ok(code=sleeper("busy"), resources={"cpu": "500m", "memory": "128Mi"})
+        api.submit_ok(
+            code="import time; time.sleep(120)", resources={"cpu": "500m", "memory": "128Mi"}
+        )
         for _ in range(FITS)
     ]
+    for held in busy:
+        api.wait(held["eval_id"], lambda r: r["status"] == "running", 120, "running")
     waiting = api.submit_ok(code="print('never')", resources={"cpu": "500m", "memory": "128Mi"})
     record = api.wait(
         waiting["eval_id"], lambda r: r["status"] == "pending", 120, "pending (held by Kueue)"
@@ -159,8 +166,9 @@ def test_a_suspended_evaluation_cancels_and_leaves_no_job(kueue_release: Release
     names = {job["metadata"]["name"] for job in kueue_release.jobs()}
     assert record["job_name"] not in names
     assert api.output(waiting["eval_id"])["stdout"] == ""
-    for other in busy:
-        assert api.wait_verified(other["eval_id"], timeout=120)["status"] == "completed"
+    for held in busy:  # the quota back for the next test
+        assert api.cancel(held["eval_id"]).status_code == 202
+        assert api.wait_verified(held["eval_id"])["status"] == "cancelled"
 
 
 def test_a_jobs_deadline_counts_from_when_it_is_resumed(kueue_release: Release) -> None:
