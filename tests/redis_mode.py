@@ -15,7 +15,9 @@ CLUSTER = os.environ.get("CRUCIBLE_TEST_REDIS", "") == "cluster"
 SPACE = keys.CLUSTER if CLUSTER else keys.STANDALONE
 
 one_server_only = pytest.mark.skipif(
-    CLUSTER, reason="about one Redis server (its restart, its ACL, its script cache)"
+    CLUSTER,
+    reason="about one Redis server (its restart, its maxmemory, its connections) or the "
+    "schema fuzzer: it runs in the one-server pass",
 )
 
 
