@@ -99,8 +99,6 @@ class Consumer:
                 backoff = self._config.backoff_initial_seconds
                 await self._follow(stream)
             except Exception as e:
-                if _cancelling():
-                    raise asyncio.CancelledError from e  # a cancel the client made an error
                 if isinstance(e, redis.exceptions.ResponseError) and str(e).startswith("NOGROUP"):
                     log.warning("consumer group %s is gone; recreating it", keys.CONSUMER_GROUP)
                     self._errors.inc(kind="nogroup")
@@ -271,13 +269,6 @@ class Consumer:
 _IDLE_ACCEPTED = re.compile(
     rb'\{"v":1,"seq":\d+,"eval_id":"[^"\\]*","type":"accepted","ts":[^,]*,"source":"[a-z]+"\}\Z'
 )
-
-
-def _cancelling() -> bool:
-    """Whether this task was asked to stop: redis-py's cluster pipeline can turn the
-    CancelledError into a connection error, which the retry loop would otherwise swallow."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _changes_nothing(event: events.Event) -> bool:

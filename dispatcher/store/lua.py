@@ -16,6 +16,7 @@ script is idempotent (dedup tokens, ``last_seq``, the creation nonce), so resend
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio
@@ -78,15 +79,16 @@ async def execute(pipe: Pipeline, *, raise_on_error: bool = True) -> list[Any]:
     if connect.is_cluster_pipeline(pipe):
         replies = await _execute_cluster(pipe)
     else:
-        sent = [args for args, _options in pipe.command_stack]
+        sent = queued(pipe)
         replies = await pipe.execute(raise_on_error=False)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            shas = sorted({str(sent[i][1]) for i in missing})
+            shas = sorted({str(sent[i][0][1]) for i in missing})
             for sha in shas:
                 pipe.script_load(_BY_SHA[sha].text)
             for i in missing:
-                pipe.execute_command(*sent[i])
+                args, options = sent[i]
+                pipe.execute_command(*args, **options)
             again = await pipe.execute(raise_on_error=False)
             for i, reply in zip(missing, again[len(shas) :], strict=True):
                 replies[i] = reply
@@ -97,7 +99,7 @@ async def execute(pipe: Pipeline, *, raise_on_error: bool = True) -> list[Any]:
     return replies
 
 
-Command = tuple[tuple[Any, ...], dict[str, Any]]
+Command = tuple[tuple[Any, ...], Mapping[str, Any]]
 
 
 def queued(pipe: Pipeline) -> list[Command]:
@@ -106,8 +108,8 @@ def queued(pipe: Pipeline) -> list[Command]:
     if connect.is_cluster_pipeline(pipe):
         # redis-py 7's ClusterPipeline holds its queue in its strategy (emptied by execute).
         strategy: Any = getattr(pipe, "_execution_strategy")  # noqa: B009 - not typed public
-        return [(tuple(c.args), dict(c.kwargs)) for c in strategy._command_queue]
-    return [(tuple(args), dict(options)) for args, options in pipe.command_stack]
+        return [(tuple(c.args), c.kwargs) for c in strategy._command_queue]
+    return list(pipe.command_stack)  # (args, options) already: no copy on the hot path
 
 
 def _resend(reply: Any) -> bool:

@@ -276,11 +276,12 @@ class Store:
                         offset=0, num=count,
                     )  # fmt: skip
                 replies = await pipe.execute()
+                # Even replies share the cursor's score: only ids before the cursor's count.
                 rows = [
-                    (m.decode(), s)
+                    (member, score)
                     for i, reply in enumerate(replies)
-                    for m, s in reply
-                    if i % 2 or m.decode() < last_id
+                    for member, score in ((m.decode(), s) for m, s in reply)
+                    if i % 2 or member < last_id
                 ]
         rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
         return rows[:count]
@@ -296,40 +297,49 @@ class Store:
 
     async def prune(self, now: float | None = None) -> None:
         """Drop index entries older than the record TTL (their records have expired); on a
-        Redis Cluster, free the tenants' places of evaluations that ended unseen."""
+        Redis Cluster, free the tenants' places of evaluations that ended unseen. Three round
+        trips however many partitions and tenants: the tenants, the trims, the sweep's."""
         horizon = (time.time() if now is None else now) - self._ttl
         space = self.keyspace
-        known: set[str] = set()
-        for partition in space.all_partitions():
-            members = await self._client.smembers(space.tenants(partition))  # type: ignore[misc]
-            tenants = {t.decode() for t in members}
-            known |= tenants
-            async with self._client.pipeline(transaction=False) as pipe:
+        partitions = list(space.all_partitions())
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.smembers(space.tenants(partition))
+            members = await pipe.execute()
+        tenants = [{t.decode() for t in found} for found in members]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition, present in zip(partitions, tenants, strict=True):
                 for key in [
                     space.index(partition),
                     *layout.status_indexes(space, partition),
-                    *(k for t in tenants for k in layout.tenant_indexes(space, partition, t)),
+                    *(k for t in present for k in layout.tenant_indexes(space, partition, t)),
                 ]:
                     pipe.zremrangebyscore(key, "-inf", f"({horizon!r}")
-                await pipe.execute()
+            await pipe.execute()
         if space.partitioned:
-            for tenant in known:
-                await self._sweep_places(tenant)
+            await self._sweep_places(set().union(*tenants))
 
-    async def _sweep_places(self, tenant: str) -> None:
+    async def _sweep_places(self, tenants: set[str]) -> None:
         """Places whose record is gone or ended (a dispatcher died between the steps)."""
-        active = self.keyspace.tenant_active(tenant)
-        held = [m.decode() for m in await self._client.zrange(active, 0, -1)]
-        if not held:
+        actives = [self.keyspace.tenant_active(tenant) for tenant in sorted(tenants)]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for active in actives:
+                pipe.zrange(active, 0, -1)
+            held = [[m.decode() for m in found] for found in await pipe.execute()]
+        places = [(a, eval_id) for a, ids in zip(actives, held, strict=True) for eval_id in ids]
+        if not places:
             return
         async with self._client.pipeline(transaction=False) as pipe:
-            for eval_id in held:
+            for _, eval_id in places:
                 pipe.hget(self.keyspace.record(eval_id), "status")
             statuses = await pipe.execute()
         ended = [
-            eval_id
-            for eval_id, status in zip(held, statuses, strict=True)
+            place
+            for place, status in zip(places, statuses, strict=True)
             if status is None or Status(json.loads(status)).terminal
         ]
         if ended:
-            await self._client.zrem(active, *ended)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for active, eval_id in ended:
+                    pipe.zrem(active, eval_id)
+                await pipe.execute()

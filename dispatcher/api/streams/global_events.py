@@ -68,7 +68,10 @@ async def global_events(request: web.Request) -> web.StreamResponse:
             {"events": [], "last_event_id": event_hub.encode(await hub.head())}
         )
     found, last = await _scan(request, tenant, after, limit)
-    body = {"events": [{"id": i, "event": e} for i, e in found], "last_event_id": last}
+    body = {
+        "events": [{"id": i, "event": e} for i, e in found],
+        "last_event_id": event_hub.encode(last),
+    }
     return web.json_response(body)
 
 
@@ -90,7 +93,7 @@ async def _scan(
     after: event_hub.Position,
     limit: int,
     scan_max: int = SCAN_MAX,
-) -> tuple[list[event_hub.Item], str]:
+) -> tuple[list[event_hub.Item], event_hub.Position]:
     """Up to ``limit`` visible events after ``after``, and the position scanned up to. The
     partitions' streams are merged in id order: a page goes no further than the first id a
     partition read in full has not reached (its next entries may come before the others')."""
@@ -121,7 +124,7 @@ async def _scan(
                 found.append((event_hub.encode(position), tenancy.present(event)))
         if horizon is None:
             break
-    return found, event_hub.encode(position)
+    return found, position
 
 
 async def _stream(
@@ -169,9 +172,9 @@ async def _send_all(
             found, scanned = await _scan(request, tenant, position, EVENTS_LIMIT_MAX)
             for item in found:
                 await response.write(_message(item))
-            if scanned == event_hub.encode(position):
+            if scanned == position:
                 break
-            position = event_hub.split(scanned)
+            position = scanned
     heartbeat = request.app[app_keys.SETTINGS].sse_heartbeat_seconds
     stopping = request.app[app_keys.STOPPING]
     while not stopping.is_set():
