@@ -10,6 +10,7 @@ from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube import rebuild, templates
 from dispatcher.store import publish, records
 from dispatcher.store.store import Store
+from tests import redis_mode
 from tests.unit.kube import kube_samples
 from tests.unit.kube.backend_harness import Make, launched, submission, wait_event
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
@@ -62,6 +63,9 @@ def ended() -> dict[str, Any]:
     }
 
 
+# A whole Redis losing its data; on a cluster (FLUSHALL on every master under the consumer's
+# blocking reads) it hung once in CI, unexplained: it runs in the one-server pass.
+@redis_mode.one_server_only
 async def test_after_redis_lost_its_data_the_running_evaluation_ends_with_its_record(
     make_backend: Make, fake_api: FakeKubeAPI, redis_client: redis.asyncio.Redis
 ) -> None:
