@@ -6,8 +6,9 @@ Needs KUBECONFIG (tests/cluster/up.sh) and the locally built images (tests/clust
 Installs the chart with tests/e2e/values.yaml into a fresh namespace (or uses the release
 already in --namespace), then measures, all on this machine's clock:
   * submit -> `running` event at the client (SSE), the wrapper's exit -> the terminal event at
-    the client, and submit -> the kubelet's verified verdict, for --count evaluations of a
-    one-line program;
+    the client (split at the event's ``ts``, stamped by the sidecar when it built the event:
+    exit -> sidecar, then sidecar -> dispatcher -> Redis -> client), and submit -> the
+    kubelet's verified verdict, for --count evaluations of a one-line program;
   * create -> Job complete (seen by a watch) for the same evaluations, and for --count plain
     Jobs with the same image, command and security context but no wrapper, init container or
     sidecar: the difference is the instrumentation's overhead.
@@ -94,9 +95,12 @@ def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str
     exited = float(running["started_at"]) + float(data[terminal]["duration_seconds"])
     complete, pod_done = watch.complete(job_name)
     runs.append(Run(job_name, t0, complete, pod_done, float(running["started_at"])))
+    built = float(data[terminal]["ts"])  # the sidecar's clock when it built the event
     return {
         "submit_to_running": arrived["running"] - t0,
         "exit_to_terminal_event": arrived[terminal] - exited,
+        "exit_to_sidecar_built_event": built - exited,
+        "sidecar_built_to_client": arrived[terminal] - built,
         "submit_to_terminal_event": arrived[terminal] - t0,
         "submit_to_verified_event": verified_at - t0,
         "create_to_job_complete": complete - t0,

@@ -125,7 +125,8 @@ class Submitter:
         return Outcome(record, created=True)
 
     def _record(self, spec: Spec, eval_id: str, job_name: str | None) -> Record:
-        return Record(
+        # From validated values, not validated again (``api.schema.requests._spec``).
+        return Record.model_construct(
             eval_id=eval_id,
             status=Status.ACCEPTED,
             backend=self._backend.name,

@@ -14,6 +14,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from dispatcher.store import packing
 from wire import keys
 
 # Idle 5 s, then a probe every 2 s; 3 unanswered probes end the connection.
@@ -68,7 +69,9 @@ def connect(
     cluster client bounds connections per node but has no blocking pool: a command that finds
     none free fails at once (``MaxConnectionsError``, a ``ConnectionError``: the API's 503).
     It is typed as the plain client, whose commands crucible uses and it has; what it lacks
-    (PUBLISH outside scripts, SUBSCRIBE, transactions over slots) crucible does not call.
+    (PUBLISH outside scripts, SUBSCRIBE, transactions over slots) crucible does not call. Its
+    nodes' connections keep redis-py's own packing (it fixes their class), the others pack in
+    one pass (``store.packing``).
 
     ``sentinel_master``: ``redis_url`` names the Sentinels (``redis://[user:password@]host:port,
     host:port/db``; the credentials and db are the master's), which say where the master of
@@ -98,6 +101,7 @@ def connect(
         socket_keepalive=True,
         socket_keepalive_options=KEEPALIVE,
     )
+    packing.use_one_pass(pool)
     return redis.asyncio.Redis(connection_pool=pool)
 
 
@@ -141,6 +145,7 @@ def _sentinel_master(
         socket_timeout=REPLY_TIMEOUT_SECONDS + longest_block_seconds,
         **{k: v for k, v in master.items() if v is not None and v is not False},
     )
+    packing.use_one_pass(master_client.connection_pool)
     return master_client
 
 

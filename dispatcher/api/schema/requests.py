@@ -230,7 +230,7 @@ def parse_evaluation(body: object, settings: DispatcherSettings) -> Spec:
     resources = request.resources or ResourcesRequest()
     command = request.command if request.code is None else code_command(request.code)
     assert command is not None
-    return Spec(
+    return _spec(
         eval_id=request.eval_id,
         command=command,
         image=settings.image_ref(request.image or settings.default_image) or "",
@@ -243,7 +243,7 @@ def parse_evaluation(body: object, settings: DispatcherSettings) -> Spec:
 
 def parse_execute(body: object, settings: DispatcherSettings) -> Spec:
     request = problems.validate(ExecuteRequest, body, settings, [])
-    return Spec(
+    return _spec(
         eval_id=request.eval_id,
         command=code_command(request.code),
         image=settings.images[settings.default_image],
@@ -254,9 +254,34 @@ def parse_execute(body: object, settings: DispatcherSettings) -> Spec:
     )
 
 
+def _spec(
+    *,
+    eval_id: str | None,
+    command: list[str],
+    image: str,
+    timeout_seconds: float,
+    resources: records.Resources,
+    env: dict[str, str],
+    labels: dict[str, str],
+) -> Spec:
+    """A Spec from values validation already checked: built without validating them again
+    (3 % of a submission's CPU), so every value has its exact type here; the float matters,
+    it is part of the digest's JSON (``tests/unit/dispatcher/test_requests.py`` compares
+    with the validated model)."""
+    return Spec.model_construct(
+        eval_id=eval_id,
+        command=command,
+        image=image,
+        timeout_seconds=float(timeout_seconds),
+        resources=resources,
+        env=env,
+        labels=labels,
+    )
+
+
 def _resources(cpu: object, memory: object, settings: DispatcherSettings) -> records.Resources:
     limits = settings.limits
-    return records.Resources(
+    return records.Resources.model_construct(
         cpu=_canonical_cpu(cpu or limits.cpu_default),
         memory=_canonical_memory(memory or limits.memory_default),
     )

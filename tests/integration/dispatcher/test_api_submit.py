@@ -1,6 +1,7 @@
 """POST /v1/evaluations: creation, idempotency, validation through HTTP, refusals."""
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -167,3 +168,17 @@ async def test_a_record_whose_accepted_event_fails_is_not_left_behind(api: AppCl
     assert response.status == 500
     assert not await redis_client.exists(SPACE.record("half"))
     assert await redis_client.zscore(index_of("half"), "half") is None
+
+
+async def test_the_created_answer_is_the_record_as_stored(api: AppClient):
+    """The 201's record is built from validated values without validating them again: the
+    stored record, read back and validated, must be it to the type (60.0, not 60)."""
+    response = await api.post(
+        "/v1/evaluations",
+        json={"code": "print(1)", "timeout_seconds": 60, "labels": {"b": "2", "a": "1"}},
+    )
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    stored = await (await api.get(f"/v1/evaluations/{created['eval_id']}")).read()
+    assert isinstance(created["timeout_seconds"], float)
+    assert json.loads(stored) == created

@@ -157,3 +157,29 @@ def test_execute_request_maps_to_the_same_spec():
 def test_execute_reports_its_own_field_names(field: str, extra: dict[str, Any]):
     details = problems({"code": "x", **extra}, requests.parse_execute)
     assert [d["field"] for d in details] == [field]
+
+
+@pytest.mark.parametrize(
+    ("parse", "body"),
+    [
+        (requests.parse_evaluation, {"code": "x"}),
+        (requests.parse_evaluation, {"code": "x", "timeout_seconds": 60, "eval_id": "e"}),
+        (
+            requests.parse_evaluation,
+            {
+                "command": ["python", "-c", "1"],
+                "image": "ml",
+                "resources": {"cpu": 1, "memory": 1073741824},
+                "env": {"B": "2", "A": "1"},
+                "labels": {"team": "ml-eval"},
+            },
+        ),
+        (requests.parse_execute, {"code": "x", "timeout": 60, "cpu_limit": 2}),
+    ],
+)
+def test_a_spec_built_unvalidated_is_the_validated_one_to_the_type(parse: Any, body: Any):
+    spec = parse(body, SETTINGS)
+    validated = requests.Spec.model_validate(spec.model_dump())
+    assert spec == validated
+    assert spec.model_dump_json() == validated.model_dump_json()  # 60.0, not 60
+    assert spec.digest() == validated.digest()
