@@ -28,6 +28,7 @@ import os
 import platform
 import secrets
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +45,7 @@ from bench.support.pod_timeline import Run  # noqa: E402
 from bench.support.stats import percentile  # noqa: E402
 from tests.e2e import kube  # noqa: E402
 from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
+from wire import keys  # noqa: E402
 
 RELEASE = "crucible-bench"
 CODE = "print('bench')"
@@ -61,10 +63,39 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+class PubSubArrivals:
+    """When each evaluation's terminal event reached a plain subscriber of the legacy pub/sub
+    channels on the release's Redis (the same vantage point as ``bench/latency.py``'s), next to
+    the SSE client: what the dispatcher's SSE path adds, and what comes before Redis."""
+
+    def __init__(self, host: str, port: int, password: str) -> None:
+        import redis
+
+        # Kept: a client collected closes its pool, the subscription's connection with it.
+        self._client = redis.Redis(host=host, port=port, username="dispatcher", password=password)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(keys.LEGACY_COMPLETED, keys.LEGACY_FAILED)
+        self.first: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for message in self._pubsub.listen():
+            if message and message.get("type") == "message":
+                self.first.setdefault(json.loads(message["data"])["eval_id"], time.time())
+
+    def wait(self, eval_id: str, timeout: float = 10.0) -> float:
+        deadline = time.time() + timeout
+        while eval_id not in self.first and time.time() < deadline:
+            time.sleep(0.005)
+        return self.first.get(eval_id, float("nan"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Watches:
     jobs: FirstSeen  # complete
     pods: FirstSeen  # terminal, by Job name
+    pubsub: PubSubArrivals
 
     def complete(self, job: str) -> tuple[float, float]:
         """When ``job`` was seen complete, and its pod terminal (0.0 if never seen)."""
@@ -101,6 +132,7 @@ def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str
         "exit_to_terminal_event": arrived[terminal] - exited,
         "exit_to_sidecar_built_event": built - exited,
         "sidecar_built_to_client": arrived[terminal] - built,
+        "sidecar_built_to_redis_subscriber": watch.pubsub.wait(record["eval_id"]) - built,
         "submit_to_terminal_event": arrived[terminal] - t0,
         "submit_to_verified_event": verified_at - t0,
         "create_to_job_complete": complete - t0,
@@ -182,15 +214,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise
     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     batch = kubernetes.client.BatchV1Api()
-    watch = Watches(
-        job_watch(batch, namespace), pod_watch(kubernetes.client.CoreV1Api(), namespace)
-    )
     runtime = pod_timeline.Runtime()
     token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
+    redis_password = kube.secret_value(namespace, f"{RELEASE}-redis", "dispatcher-password")
     runs: list[Run] = []
     plain_runs: list[Run] = []
+    job_seen = job_watch(batch, namespace)
+    pod_seen = pod_watch(kubernetes.client.CoreV1Api(), namespace)
     try:
-        with kube.service_endpoint(namespace, f"{RELEASE}-dispatcher", 8080) as (host, port):
+        with (
+            kube.service_endpoint(namespace, f"{RELEASE}-redis", 6379) as redis_at,
+            kube.service_endpoint(namespace, f"{RELEASE}-dispatcher", 8080) as (host, port),
+        ):
+            watch = Watches(job_seen, pod_seen, PubSubArrivals(*redis_at, redis_password))
             api = Dispatcher(f"http://{host}:{port}", token)
             one_evaluation(api, watch, [])  # warm-up: first pod of each image, not measured
             one_plain(batch, namespace, watch, [])
@@ -213,8 +249,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ops_after = runtime_ops()
             pods = runtime.pods(namespace)
     finally:
-        watch.jobs.stop.set()
-        watch.pods.stop.set()
+        job_seen.stop.set()
+        pod_seen.stop.set()
         if not args.namespace and not args.keep:
             kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     phases = {

@@ -8,7 +8,7 @@ Redis writes a submission makes (create the record, publish ``accepted``, the lo
 in-flight entry, the job name), with no HTTP and no validation. Prints req/s, the ratio to the
 baseline and latency percentiles, and writes bench/results/dispatcher_throughput.json.
 
-    python bench/dispatcher_throughput.py [--requests 3000] [--clients 32]
+    python bench/dispatcher_throughput.py [--requests 3000] [--clients 32] [--rounds 5]
 
 Also in the same run: the raw loop's writes in one round trip per submission (what the
 dispatcher sends for one), and the HTTP floor: a minimal aiohttp handler (in a process of its
@@ -27,15 +27,27 @@ request 0.50-0.56 ms (0.91-0.94 ms before, with three round trips); 830-1,940 re
 0.6-0.9x the one-round-trip floor (1,180-2,080/s). The raw loop with one round trip per
 submission reaches 2,300-3,500/s.
 
-Where the dispatcher's time goes now (py-spy, 500 Hz, under this load): redis-py ~29 % (the
-coalesced pipeline 21 %: socket write ~10 %, packing each argument of the create and publish
-scripts ~11 %, reply parsing ~7 %), the consumer group ~11 % (reading and parsing every
-``accepted`` entry it then acknowledges: ~6 % in redis-py's XREADGROUP reply parsing), aiohttp's
-request and response handling and the event loop ~35 % (response write ~7 %, socket reads
-~3 %), validation ~7 %, body read and JSON ~5 %, building and encoding the record ~8 %. The
-socket writes, the packing of ~50 script arguments and aiohttp's per-request machinery are the
-floor's too. Before: redis-py 29 % with three round trips, asyncio 26 %, the consumer applying
-``accepted`` ~9 %; before ``dispatcher.store.lua``, SCRIPT EXISTS on every pipeline took 11 %.
+2026-12-05, idle machine: 1,945/s, 0.77x the raw loop (the median of 5 rounds; the rounds'
+ratios 0.73-0.87 in one run: the VM's speed drifts by a third from one second to the next, so
+only the median of several rounds means anything). Changes since the figures below, each
+checked against redis-py's or pydantic's own result: commands packed in one pass
+(``dispatcher.store.packing``: redis-py's packer took 7 % of the CPU, re-joining its buffer at
+every argument; 31 -> 19 us for a submission's two scripts), no timer armed for a body that came
+with its head, the Spec and Record built from validated values without validating them again.
+Tried and not kept: uvloop (about 5 % less CPU per request, but the local backend's tests hang
+in the event loop's close under it) and hiredis (it speeds the raw loop more than the
+dispatcher).
+
+Where the dispatcher's time goes (py-spy, 500 Hz, under this load, before those changes):
+redis-py ~29 % (the coalesced pipeline 21 %: socket write ~10 %, packing each argument of the
+create and publish scripts ~11 %, reply parsing ~7 %), the consumer group ~11 % (reading and
+parsing every ``accepted`` entry it then acknowledges: ~6 % in redis-py's XREADGROUP reply
+parsing), aiohttp's request and response handling and the event loop ~35 % (response write ~7 %,
+socket reads ~3 %), validation ~7 %, body read and JSON ~5 %, building and encoding the record
+~8 %. The socket writes, the packing of ~50 script arguments and aiohttp's per-request machinery
+are the floor's too. Before: redis-py 29 % with three round trips, asyncio 26 %, the consumer
+applying ``accepted`` ~9 %; before ``dispatcher.store.lua``, SCRIPT EXISTS on every pipeline
+took 11 %.
 """
 
 import argparse
@@ -285,7 +297,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="dispatcher and raw-loop runs, alternated"
+        "--rounds", type=int, default=5, help="dispatcher and raw-loop runs, alternated"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
