@@ -102,7 +102,9 @@ def test_killing_the_leader_moves_the_reconciler_and_no_verdict_is_lost() -> Non
         killed = time.monotonic()
         new_holder = wait_until("taken over", lambda: (h := holder(release)) != leader and h, 90)
         print(f"\nLease {leader} -> {new_holder} in {time.monotonic() - killed:.1f} s")
-        assert new_holder == survivor
+        # The survivor, or the Deployment's replacement of the killed pod if that one started
+        # and won the lease first (CI saw it once, 18 s after the kill): a live dispatcher.
+        assert new_holder in {survivor, *dispatcher_pods(release)} - {leader}
 
         for index, eval_id in enumerate(eval_ids):
             done = wait_until(f"{eval_id} verified", lambda e=eval_id: verified(release, e), 300)
@@ -112,15 +114,15 @@ def test_killing_the_leader_moves_the_reconciler_and_no_verdict_is_lost() -> Non
                 expected,
             ), done
             assert f"end {index}" in (done["output"] or ""), done
-        assert holder(release) == survivor
+        assert holder(release) == new_holder
 
         # A graceful stop (SIGTERM) releases the Lease: the replacement pod need not wait for
         # it to expire.
         wait_until("the replacement", lambda: len(dispatcher_pods(release)) == 2, 120)
-        kube.kubectl("delete", "pod", survivor, "-n", release.namespace, "--wait=false")
+        kube.kubectl("delete", "pod", new_holder, "-n", release.namespace, "--wait=false")
         stopped = time.monotonic()
-        handed = wait_until("handed over", lambda: (h := holder(release)) != survivor and h, 90)
-        print(f"Lease {survivor} -> {handed} in {time.monotonic() - stopped:.1f} s (graceful)")
+        handed = wait_until("handed over", lambda: (h := holder(release)) != new_holder and h, 90)
+        print(f"Lease {new_holder} -> {handed} in {time.monotonic() - stopped:.1f} s (graceful)")
         # Whichever replica asks first gets it: the one that ran beside it, or the new one the
         # Deployment starts for the deleted pod.
         assert handed in dispatcher_pods(release)
