@@ -7,6 +7,7 @@ master through a failover, not a production layout (that is three Sentinels or m
 
 import pathlib
 import subprocess
+import time
 
 import redis
 
@@ -25,8 +26,16 @@ class Replica(redisproc.RedisProcess):
 
     def start(self, timeout: float = 10.0) -> None:
         super().start(timeout)
+        with redis.Redis(port=self.master_port, socket_timeout=5) as master:
+            # The first sync would wait 5 s for more replicas to share it (the default delay):
+            # a WAIT right after start could time out before the replica holds anything.
+            master.config_set("repl-diskless-sync-delay", 0)
         with redis.Redis(port=self.port, socket_timeout=5) as client:
             client.replicaof("127.0.0.1", self.master_port)
+            deadline = time.monotonic() + timeout
+            while client.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not sync in time"
+                time.sleep(0.05)
 
 
 class Sentinel(redisproc.RedisProcess):
