@@ -125,7 +125,7 @@ class Submitter:
         return Outcome(record, created=True)
 
     def _record(self, spec: Spec, eval_id: str, job_name: str | None) -> Record:
-        # From validated values, not validated again (``api.schema.requests._spec``).
+        # From validated values, not validated again (as ``api.schema.requests.Spec``).
         return Record.model_construct(
             eval_id=eval_id,
             status=Status.ACCEPTED,

@@ -202,7 +202,9 @@ class Spec(pydantic.BaseModel):
     """A valid request with every default filled in and quantities in canonical form.
 
     Its digest decides idempotency: ``0.5`` and ``500m`` CPU, or ``code`` and the equivalent
-    ``command``, are the same request."""
+    ``command``, are the same request. Built with ``model_construct`` from values validation
+    already checked and typed (validating them again cost 3 % of a submission's CPU);
+    ``tests/unit/dispatcher/test_requests.py`` compares it with the validated model."""
 
     model_config = pydantic.ConfigDict(frozen=True)
 
@@ -230,7 +232,7 @@ def parse_evaluation(body: object, settings: DispatcherSettings) -> Spec:
     resources = request.resources or ResourcesRequest()
     command = request.command if request.code is None else code_command(request.code)
     assert command is not None
-    return _spec(
+    return Spec.model_construct(  # validated values: not validated again (Spec)
         eval_id=request.eval_id,
         command=command,
         image=settings.image_ref(request.image or settings.default_image) or "",
@@ -243,7 +245,7 @@ def parse_evaluation(body: object, settings: DispatcherSettings) -> Spec:
 
 def parse_execute(body: object, settings: DispatcherSettings) -> Spec:
     request = problems.validate(ExecuteRequest, body, settings, [])
-    return _spec(
+    return Spec.model_construct(  # validated values: not validated again (Spec)
         eval_id=request.eval_id,
         command=code_command(request.code),
         image=settings.images[settings.default_image],
@@ -251,31 +253,6 @@ def parse_execute(body: object, settings: DispatcherSettings) -> Spec:
         resources=_resources(request.cpu_limit, request.memory_limit, settings),
         env={},
         labels={},
-    )
-
-
-def _spec(
-    *,
-    eval_id: str | None,
-    command: list[str],
-    image: str,
-    timeout_seconds: float,
-    resources: records.Resources,
-    env: dict[str, str],
-    labels: dict[str, str],
-) -> Spec:
-    """A Spec from values validation already checked: built without validating them again
-    (3 % of a submission's CPU), so every value has its exact type here; the float matters,
-    it is part of the digest's JSON (``tests/unit/dispatcher/test_requests.py`` compares
-    with the validated model)."""
-    return Spec.model_construct(
-        eval_id=eval_id,
-        command=command,
-        image=image,
-        timeout_seconds=float(timeout_seconds),
-        resources=resources,
-        env=env,
-        labels=labels,
     )
 
 
