@@ -81,15 +81,25 @@ class Consumer:
     async def run(self) -> None:
         """Until ``stop`` (or cancelled); never gives up (a bug is logged and retried after a
         backoff)."""
-        await asyncio.gather(*(self._run(stream) for stream in self._streams))
+        # A task group, not gather: a cancelled gather ends at its first cancelled loop while
+        # the others still run; the group ends when the last one has.
+        async with asyncio.TaskGroup() as loops:
+            for stream in self._streams:
+                loops.create_task(self._run(stream), name=f"consumer {self.name} {stream}")
 
     async def stop(self, task: "asyncio.Task[None]") -> None:
-        """End ``task`` (``run``): its reads are cancelled, and whatever a loop handled but did
-        not acknowledge yet is another consumer's to claim (applying twice changes nothing)."""
+        """End ``task`` (``run``) and every loop in it: its reads are cancelled, and whatever
+        a loop handled but did not acknowledge yet is another consumer's to claim (applying
+        twice changes nothing). No loop outlives the stop, so none uses a client its owner
+        closes next."""
         self._stopping.set()
-        connect.abandon(task)  # a cancel redis-py loses ends with the pools, closed below
+        connect.abandon(task)
         await asyncio.wait({task}, timeout=_STOP_WAIT_SECONDS)
+        # A cancel redis-py lost leaves a loop in its read: closing the pools ends that read,
+        # and the loop, seeing the stop, leaves.
         await self._reads.aclose()
+        if not task.done():
+            await asyncio.wait({task}, timeout=_STOP_WAIT_SECONDS)
 
     async def _run(self, stream: str) -> None:
         backoff = self._config.backoff_initial_seconds
@@ -99,6 +109,8 @@ class Consumer:
                 backoff = self._config.backoff_initial_seconds
                 await self._follow(stream)
             except Exception as e:
+                if self._stopping.is_set():
+                    return  # the stop closed the connection under the read
                 if isinstance(e, redis.exceptions.ResponseError) and str(e).startswith("NOGROUP"):
                     log.warning("consumer group %s is gone; recreating it", keys.CONSUMER_GROUP)
                     self._errors.inc(kind="nogroup")

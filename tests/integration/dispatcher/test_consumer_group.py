@@ -1,5 +1,7 @@
 """The consumer group that feeds the status store: restarts, several dispatchers, Redis outages."""
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -9,6 +11,7 @@ import redis.asyncio
 from dispatcher import metrics
 from dispatcher.api.app import create_app
 from dispatcher.store import connect, records, store
+from dispatcher.store.consumer import Consumer
 from tests import redisproc
 from tests.integration.dispatcher.conftest import (
     AppClient,
@@ -163,3 +166,39 @@ async def test_requests_while_redis_is_down_are_503_json_not_500(
         await api.close()
     finally:
         await client.aclose()
+
+
+async def test_a_stop_ends_every_loop_before_it_returns_even_one_that_lost_its_cancel(
+    redis_client: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+):
+    """A loop left running after the stop would use a client its owner closes next (the
+    cluster pass saw such a read fail as "redis unavailable" and its connection leak)."""
+    consumer = Consumer(
+        redis_client,
+        store.Store(redis_client, ttl_seconds=60),
+        make_settings("redis://unused").consumer,
+    )
+    await consumer.ensure_group()
+    follow = consumer._follow
+    lost: list[str] = []
+
+    async def follow_losing_one_cancel(stream: str) -> None:
+        try:
+            await follow(stream)
+        except asyncio.CancelledError:
+            if lost:
+                raise
+            lost.append(stream)  # as redis-py may lose one: this loop reads on a while
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
+            await asyncio.sleep(0.3)
+
+    consumer._follow = follow_losing_one_cancel  # type: ignore[method-assign]
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(0.2)  # every loop is in its blocking read
+    await consumer.stop(task)
+    assert lost, "no loop was cancelled in its read"
+    assert [t.get_name() for t in asyncio.all_tasks() - before if not t.done()] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -4,7 +4,9 @@ The queue's order is round robin over the tenants; its limits hold across replic
 step is one script; an end frees a slot in the script that records the end."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -146,14 +148,20 @@ async def test_slots_of_ended_or_vanished_evaluations_are_found(
     assert await q.depth() == (0, 1)
 
 
+@contextlib.asynccontextmanager
 async def consuming(
     redis_client: redis.asyncio.Redis, store: Store, backend: Any
-) -> asyncio.Task[None]:
+) -> AsyncIterator[None]:
+    """The status store fed from the stream while inside; every loop ended at the exit."""
     consumer = Consumer(
         redis_client, store, settings.ConsumerConfig(), on_end=backend.evaluation_ended
     )
     await consumer.ensure_group()
-    return asyncio.create_task(consumer.run())
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield
+    finally:
+        await consumer.stop(task)
 
 
 async def test_the_backend_starts_the_next_as_soon_as_one_ends(
@@ -162,8 +170,7 @@ async def test_the_backend_starts_the_next_as_soon_as_one_ends(
     # A tick far longer than the test: only the end's wake-up can start the second.
     backend = await make_backend(max_running=1, admission_tick_seconds=600)
     store = Store(redis_client, ttl_seconds=60)
-    task = await consuming(redis_client, store, backend)
-    try:
+    async with consuming(redis_client, store, backend):
         for eval_id in ("q~1", "q~2", "q~3"):
             await record(store, eval_id)
         first = await launched(backend, fake_api, redis_client, submission("q~1"))
@@ -182,8 +189,6 @@ async def test_the_backend_starts_the_next_as_soon_as_one_ends(
         assert names.job_name("q~2") in fake_api.objects["jobs"]
         await asyncio.sleep(0.2)
         assert names.job_name("q~3") not in fake_api.objects["jobs"]
-    finally:
-        task.cancel()
 
 
 def _terminated() -> dict[str, Any]:
