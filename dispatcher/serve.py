@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -18,6 +19,9 @@ from dispatcher.settings import DispatcherSettings
 from dispatcher.store import publish
 
 log = logging.getLogger(__name__)
+
+# The youngest generation is collected this many allocations apart (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def serve(settings: DispatcherSettings) -> None:
@@ -40,8 +44,21 @@ def _run(settings: DispatcherSettings, redis_url: str) -> None:
         asyncio.run(_serve_until_signalled(settings, redis_url))
 
 
+def tune_gc() -> None:
+    """Once the app is built: what exists now (modules, routes, schemas) lives as long as the
+    process, so the collector stops walking it, and collections of short-lived garbage come
+    less often. Measured with bench/dispatcher_throughput.py, three alternated pairs of runs:
+    0.40-0.42 against 0.43-0.45 ms of CPU per submission, p99 latency 17-19 against 37-48 ms
+    (a walk of the whole heap holds every request in flight up)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
+
+
 async def _serve_until_signalled(settings: DispatcherSettings, redis_url: str) -> None:
     app = await build_app(settings, redis_url)
+    tune_gc()
     runner = web.AppRunner(
         app,
         handle_signals=False,  # our own, below
