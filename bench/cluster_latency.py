@@ -7,8 +7,9 @@ Installs the chart with tests/e2e/values.yaml into a fresh namespace (or uses th
 already in --namespace), then measures, all on this machine's clock:
   * submit -> `running` event at the client (SSE), the wrapper's exit -> the terminal event at
     the client (split at the event's ``ts``, stamped by the sidecar when it built the event:
-    exit -> sidecar, then sidecar -> dispatcher -> Redis -> client), and submit -> the
-    kubelet's verified verdict, for --count evaluations of a one-line program;
+    exit -> sidecar, then sidecar -> dispatcher -> Redis -> client), the same exit -> the
+    event at a plain pub/sub subscriber of the release's Redis (the local row's vantage point),
+    and submit -> the kubelet's verified verdict, for --count evaluations of a one-line program;
   * create -> Job complete (seen by a watch) for the same evaluations, and for --count plain
     Jobs with the same image, command and security context but no wrapper, init container or
     sidecar: the difference is the instrumentation's overhead.
@@ -27,6 +28,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -127,12 +129,14 @@ def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str
     complete, pod_done = watch.complete(job_name)
     runs.append(Run(job_name, t0, complete, pod_done, float(running["started_at"])))
     built = float(data[terminal]["ts"])  # the sidecar's clock when it built the event
+    published = watch.pubsub.wait(record["eval_id"])
     return {
         "submit_to_running": arrived["running"] - t0,
         "exit_to_terminal_event": arrived[terminal] - exited,
+        "exit_to_redis_subscriber": published - exited,
         "exit_to_sidecar_built_event": built - exited,
         "sidecar_built_to_client": arrived[terminal] - built,
-        "sidecar_built_to_redis_subscriber": watch.pubsub.wait(record["eval_id"]) - built,
+        "sidecar_built_to_redis_subscriber": published - built,
         "submit_to_terminal_event": arrived[terminal] - t0,
         "submit_to_verified_event": verified_at - t0,
         "create_to_job_complete": complete - t0,
@@ -308,6 +312,9 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/cluster_latency.json")
     args = parser.parse_args()
+    # A run stopped by `timeout` or kill still deletes its namespace (one left behind holds
+    # CPU requests on the node, and the next run fits fewer evaluations at once).
+    signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
     problem = kube.cluster_problem()
     if problem:
         print(f"cluster_latency: skipped, {problem}")
