@@ -10,6 +10,9 @@ already in --namespace), then measures, all on this machine's clock:
     exit -> sidecar, then sidecar -> dispatcher -> Redis -> client), the same exit -> the
     event at a plain pub/sub subscriber of the release's Redis (the local row's vantage point),
     and submit -> the kubelet's verified verdict, for --count evaluations of a one-line program;
+  * the dispatchers' own view, from their ``crucible_dispatcher_event_age_seconds`` histograms
+    read before and after the batch (``bench.support.event_ages``): how old every event is
+    when a sidecar delivers it and when it goes out on a live event stream;
   * create -> Job complete (seen by a watch) for the same evaluations, and for --count plain
     Jobs with the same image, command and security context but no wrapper, init container or
     sidecar: the difference is the instrumentation's overhead.
@@ -30,7 +33,6 @@ import platform
 import secrets
 import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,13 +43,19 @@ sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
 
-from bench.support import pod_timeline  # noqa: E402
-from bench.support.cluster_watch import FirstSeen, job_watch, per_pod, pod_watch, runtime_ops  # noqa: E402
+from bench.support import event_ages, pod_timeline  # noqa: E402
+from bench.support.cluster_watch import (  # noqa: E402
+    FirstSeen,
+    PubSubArrivals,
+    job_watch,
+    per_pod,
+    pod_watch,
+    runtime_ops,
+)
 from bench.support.pod_timeline import Run  # noqa: E402
 from bench.support.stats import percentile  # noqa: E402
 from tests.e2e import kube  # noqa: E402
 from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
-from wire import keys  # noqa: E402
 
 RELEASE = "crucible-bench"
 CODE = "print('bench')"
@@ -63,34 +71,6 @@ def summary(values: list[float]) -> dict[str, float]:
         "min": round(min(values), 4),
         "max": round(max(values), 4),
     }
-
-
-class PubSubArrivals:
-    """When each evaluation's terminal event reached a plain subscriber of the legacy pub/sub
-    channels on the release's Redis (the same vantage point as ``bench/latency.py``'s), next to
-    the SSE client: what the dispatcher's SSE path adds, and what comes before Redis."""
-
-    def __init__(self, host: str, port: int, password: str) -> None:
-        import redis
-
-        # Kept: a client collected closes its pool, the subscription's connection with it.
-        self._client = redis.Redis(host=host, port=port, username="dispatcher", password=password)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(keys.LEGACY_COMPLETED, keys.LEGACY_FAILED)
-        self.first: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        for message in self._pubsub.listen():
-            if message and message.get("type") == "message":
-                self.first.setdefault(json.loads(message["data"])["eval_id"], time.time())
-
-    def wait(self, eval_id: str, timeout: float = 10.0) -> float:
-        deadline = time.time() + timeout
-        while eval_id not in self.first and time.time() < deadline:
-            time.sleep(0.005)
-        return self.first.get(eval_id, float("nan"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,12 +215,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             one_evaluation(api, watch, [])  # warm-up: first pod of each image, not measured
             one_plain(batch, namespace, watch, [])
             ops_before = runtime_ops()
+            ages_before = event_ages.scrape(namespace)
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 evaluations = list(
                     pool.map(lambda _: one_evaluation(api, watch, runs), range(args.count))
                 )
             instrumented_seconds = time.time() - started
+            ages = event_ages.scrape(namespace).since(ages_before)
             ops_between = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
@@ -281,6 +263,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "kubelet_runtime_operations": {
             "instrumented": per_pod(ops_before, ops_between, args.count),
             "plain": per_pod(ops_between, ops_after, args.count),
+        },
+        # Every event of the batch, not the terminal ones alone; from the histogram's buckets.
+        "event_age_in_the_dispatcher_seconds": {
+            at: {f"p{q}": ages.quantile(at, q / 100) for q in (50, 99)} for at in event_ages.PLACES
         },
         "throughput_per_minute": {
             "instrumented": round(args.count / instrumented_seconds * 60, 1),
@@ -328,6 +314,11 @@ def main() -> int:
     print(f"{'plain Job create_to_job_complete':<34}{plain['p50']:>10.3f}{plain['p99']:>10.3f}")
     overhead = result["overhead_create_to_complete_seconds"]
     print(f"{'instrumentation overhead':<34}{overhead['p50']:>10.3f}{overhead['p99']:>10.3f}")
+    for at, stats in result["event_age_in_the_dispatcher_seconds"].items():
+        shown = "  ".join(
+            f"{q} {v * 1000:.1f} ms" if v is not None else f"{q} -" for q, v in stats.items()
+        )
+        print(f"event age in the dispatcher at {at}: {shown} (buckets, every event of the batch)")
     print(f"throughput per minute: {result['throughput_per_minute']}")
     print_phases(result["phases_p50_seconds"])
     print("kubelet runtime operations per pod (count x mean seconds):")

@@ -11,6 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 Labels = tuple[tuple[str, str], ...]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Finer below 100 ms, where the event delivery targets are.
+EVENT_AGE_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+    0.3, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 def _labels(values: Mapping[str, str]) -> Labels:
@@ -135,3 +140,15 @@ class Registry:
             lines.append(f"# TYPE {metric.name} {metric.kind}")
             lines.extend(metric.samples())
         return "\n".join(lines) + "\n"
+
+
+def event_ages(registry: Registry) -> Histogram:
+    """How old events are when the dispatcher takes them from a sidecar (``at="ingest"``) and
+    when it writes them to a live event stream (``at="sse"``): now minus the event's ``ts``,
+    stamped where the event was built, so the skew between the nodes' clocks is in it."""
+    return registry.histogram(
+        "crucible_dispatcher_event_age_seconds",
+        "Age of an event (now minus its ts) when a sidecar delivers it and when it goes out "
+        "on a live event stream, by where.",
+        EVENT_AGE_BUCKETS,
+    )

@@ -1,8 +1,10 @@
 """Watches and counters of the in-VM cluster that the cluster benchmarks read: when each Job
-was first seen complete and its pod terminal, and the kubelet's runtime operations."""
+was first seen complete and its pod terminal, when each terminal event reached a plain
+subscriber of the release's Redis, and the kubelet's runtime operations."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -12,6 +14,7 @@ from typing import Any
 import kubernetes
 
 from tests.e2e import kube
+from wire import keys
 
 
 class FirstSeen:
@@ -119,3 +122,31 @@ def per_pod(
             "mean_seconds": round(seconds / count, 4) if count else 0.0,
         }
     return result
+
+
+class PubSubArrivals:
+    """When each evaluation's terminal event reached a plain subscriber of the legacy pub/sub
+    channels on the release's Redis (the same vantage point as ``bench/latency.py``'s), next to
+    the SSE client: what the dispatcher's SSE path adds, and what comes before Redis."""
+
+    def __init__(self, host: str, port: int, password: str) -> None:
+        import redis
+
+        # Kept: a client collected closes its pool, the subscription's connection with it.
+        self._client = redis.Redis(host=host, port=port, username="dispatcher", password=password)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(keys.LEGACY_COMPLETED, keys.LEGACY_FAILED)
+        self.first: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for message in self._pubsub.listen():
+            if message and message.get("type") == "message":
+                self.first.setdefault(json.loads(message["data"])["eval_id"], time.time())
+
+    def wait(self, eval_id: str, timeout: float = 10.0) -> float:
+        deadline = time.time() + timeout
+        while eval_id not in self.first and time.time() < deadline:
+            time.sleep(0.005)
+        return self.first.get(eval_id, float("nan"))

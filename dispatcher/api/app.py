@@ -67,6 +67,7 @@ def create_app(
         registry=registry,
         tenant_limits=settings.tenants,
     )
+    event_ages = metrics.event_ages(registry)
     app[app_keys.EVENT_STREAM] = EventStream(
         stream_client or redis_client,
         store,
@@ -74,6 +75,7 @@ def create_app(
         stopping=stopping,
         verify_wait_seconds=settings.sse_verify_wait_seconds,
         streams_max=settings.sse_streams_max,
+        ages=event_ages,
     )
     app[_CONSUMER_KEY] = Consumer(
         redis_client,
@@ -86,6 +88,7 @@ def create_app(
     app[ingest.PUBLISHER] = publish.Publisher(redis_client, settings.streams)
     app[ingest.STORE] = store
     app[ingest.BODY_TIMEOUT] = settings.body_timeout_seconds
+    app[ingest.EVENT_AGES] = event_ages
     app.add_routes(handlers.routes)
     app.add_routes(ingest.routes)
     app.add_routes([*ui_routes.routes, *service_config.routes])  # the web page (docs/ui.md)

@@ -9,12 +9,13 @@ legacy messages, the global stream beyond its own status events, or more than it
 import asyncio
 import dataclasses
 import secrets
+import time
 from collections.abc import Mapping
 
 import pydantic
 from aiohttp import web
 
-from dispatcher import errors
+from dispatcher import errors, metrics
 from dispatcher.backends import base
 from dispatcher.store import publish
 from dispatcher.store.store import Store
@@ -48,6 +49,7 @@ INGEST_KEY = web.AppKey("ingest_key", bytes)
 PUBLISHER = web.AppKey("ingest_publisher", publish.Publisher)
 STORE = web.AppKey("ingest_store", Store)
 BODY_TIMEOUT = web.AppKey("ingest_body_timeout", float)
+EVENT_AGES = web.AppKey("ingest_event_ages", metrics.Histogram)
 
 
 def _authorized(request: web.Request) -> str:
@@ -76,6 +78,9 @@ async def ingest_events(request: web.Request) -> web.Response:
     eval_id = _authorized(request)
     batch = _parse(await _body(request))
     checked = [(_checked(eval_id, item.event), ingest.TOKEN_PREFIX + item.token) for item in batch]
+    now, ages = time.time(), request.app[EVENT_AGES]
+    for event, _ in checked:
+        ages.observe(now - event.ts, at="ingest")
     published = await request.app[PUBLISHER].publish_many(checked, budget=True)
     results = [
         {"seq": p.seq, "id": p.stream_id, "duplicate": p.duplicate, "dropped": p.dropped}

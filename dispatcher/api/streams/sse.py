@@ -13,12 +13,13 @@ import asyncio
 import collections
 import enum
 import json
+import time
 from contextlib import suppress
 
 import redis.asyncio
 from aiohttp import web
 
-from dispatcher import errors
+from dispatcher import errors, metrics
 from dispatcher.api.http import queries
 from dispatcher.store import connect, stream_reads
 from dispatcher.store.store import Store
@@ -41,8 +42,9 @@ class End(enum.Enum):
     VERIFIED = 2
 
 
-def message(entry: stream_reads.Entry) -> tuple[bytes, End]:
-    """One SSE message for a stream entry, and whether its event ends the evaluation."""
+def message(entry: stream_reads.Entry) -> tuple[bytes, End, float | None]:
+    """One SSE message for a stream entry, whether its event ends the evaluation, and its
+    ``ts``."""
     entry_id, fields = entry
     event = json.loads(fields.get(keys.EVENT_FIELD.encode(), b"{}"))
     kind = str(event.get("type", "message"))
@@ -52,9 +54,11 @@ def message(entry: stream_reads.Entry) -> tuple[bytes, End]:
     text_json = json.dumps(tenancy.present(event), separators=(",", ":"), ensure_ascii=False)
     data = text_json.encode("utf-8", "backslashreplace")
     text = b"id: %s\nevent: %s\ndata: %s\n\n" % (entry_id, kind.encode(), data)
+    ts = event.get("ts")
+    ts = float(ts) if isinstance(ts, int | float) else None
     if kind not in _TERMINAL:
-        return text, End.NONE
-    return text, End.VERIFIED if event.get("verified") is True else End.UNVERIFIED
+        return text, End.NONE, ts
+    return text, End.VERIFIED if event.get("verified") is True else End.UNVERIFIED, ts
 
 
 # Counter key of every tenant's streams together (no tenant is named with a space).
@@ -72,7 +76,9 @@ class EventStream:
         stopping: asyncio.Event,
         verify_wait_seconds: float = 15.0,
         streams_max: int = 500,
+        ages: metrics.Histogram | None = None,
     ) -> None:
+        """``ages``: where the age of each event sent live is observed."""
         self._client = client
         self._space = connect.keyspace(client)
         self._reads = connect.BlockingReads(client, max_connections=streams_max)
@@ -83,6 +89,7 @@ class EventStream:
         # Each open stream holds a Redis connection in a blocking read: both are bounded here.
         self._streams_max = streams_max
         self._open: collections.Counter[str] = collections.Counter()
+        self._ages = ages
 
     async def respond(
         self, request: web.Request, eval_id: str, *, tenant_max: int | None = None
@@ -168,7 +175,7 @@ class EventStream:
                     continue
                 for entry in entries:
                     cursor = entry[0].decode()
-                    end = await self._send(response, entry)
+                    end = await self._send(response, entry, live=True)
                     if end is End.VERIFIED:
                         return
                     if end is End.UNVERIFIED and give_up is None:
@@ -192,7 +199,11 @@ class EventStream:
         record = await self._store.get(eval_id)
         return record is not None and not (record.status.terminal and record.verified)
 
-    async def _send(self, response: web.StreamResponse, entry: stream_reads.Entry) -> End:
-        text, end = message(entry)
+    async def _send(
+        self, response: web.StreamResponse, entry: stream_reads.Entry, *, live: bool = False
+    ) -> End:
+        text, end, ts = message(entry)
         await response.write(text)
+        if live and ts is not None and self._ages is not None:
+            self._ages.observe(time.time() - ts, at="sse")
         return end

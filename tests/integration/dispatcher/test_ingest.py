@@ -3,6 +3,7 @@ good for its own evaluation alone, what it may say is forced, and what it may st
 
 import io
 import json
+import time
 from typing import Any
 
 import redis.asyncio
@@ -197,3 +198,31 @@ async def test_a_sidecar_fetches_its_own_evaluations_program_and_nothing_else(
     assert (await api.get(ingest_route.code_path("prog"))).status == 401
     assert (await get("cmd", "cmd")).status == 404  # a command has no program to fetch
     assert (await get("gone", "gone")).status == 404
+
+
+def age_buckets(metrics_text: str, at: str) -> dict[float, int]:
+    """``crucible_dispatcher_event_age_seconds``'s cumulative buckets for ``at``: le -> count."""
+    prefix = f'crucible_dispatcher_event_age_seconds_bucket{{at="{at}",le="'
+    return {
+        float(line[len(prefix) :].split('"')[0]): int(line.rsplit(" ", 1)[1])
+        for line in metrics_text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+async def test_an_events_age_is_measured_where_a_sidecar_delivers_it_and_where_it_goes_live(
+    api: AppClient, settings: DispatcherSettings
+) -> None:
+    await submitted(api, "aged")
+    stream = await api.get("/v1/evaluations/aged/events")  # replays `accepted`: not counted
+    built = time.time() - 0.25  # the sidecar built it a quarter of a second ago
+    response = await post(api, settings, "aged", [item("aged", ts=built)])
+    assert response.status == 200, await response.text()
+    while b"event: running" not in await stream.content.readuntil(b"\n\n"):
+        pass
+    stream.close()
+    shown = await (await api.get("/metrics")).text()
+    for at in ("ingest", "sse"):
+        buckets = age_buckets(shown, at)
+        assert buckets[0.2] == 0, (at, buckets)  # older than 0.2 s ...
+        assert buckets[1.0] == 1, (at, buckets)  # ... younger than 1 s, and only this one
