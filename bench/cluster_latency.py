@@ -85,7 +85,11 @@ class Watches:
         return complete, self.pods.first.get(job, 0.0)
 
 
-def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str, float]:
+def one_evaluation(
+    api: Dispatcher, watch: Watches, runs: list[Run], ages: list[float]
+) -> dict[str, float]:
+    """``ages``: gets each event's age at the client (now minus its ``ts``), for every event
+    but the replayed ``accepted``, to set beside the dispatcher's own histogram."""
     t0 = time.time()
     record = api.submit_ok(code=CODE)
     arrived: dict[str, float] = {}
@@ -94,7 +98,10 @@ def one_evaluation(api: Dispatcher, watch: Watches, runs: list[Run]) -> dict[str
     verified_at = 0.0
     # The stream stays open after the sidecar's end until the kubelet's verified verdict.
     for event in api.events(record["eval_id"], timeout=300):
-        arrived.setdefault(event.type, time.time())
+        now = time.time()
+        arrived.setdefault(event.type, now)
+        if event.type != "accepted":
+            ages.append(now - float(event.data["ts"]))
         data.setdefault(event.type, event.data)
         if event.type in TERMINAL:
             terminal = terminal or event.type
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     token = kube.secret_value(namespace, f"{RELEASE}-api-tokens", "tokens").split()[0]
     redis_password = kube.secret_value(namespace, f"{RELEASE}-redis", "dispatcher-password")
     runs: list[Run] = []
+    client_ages: list[float] = []
     plain_runs: list[Run] = []
     job_seen = job_watch(batch, namespace)
     pod_seen = pod_watch(kubernetes.client.CoreV1Api(), namespace)
@@ -212,17 +220,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ):
             watch = Watches(job_seen, pod_seen, PubSubArrivals(*redis_at, redis_password))
             api = Dispatcher(f"http://{host}:{port}", token)
-            one_evaluation(api, watch, [])  # warm-up: first pod of each image, not measured
+            one_evaluation(api, watch, [], [])  # warm-up: first pod of each image, not measured
             one_plain(batch, namespace, watch, [])
             ops_before = runtime_ops()
-            ages_before = event_ages.scrape(namespace)
+            ages_before = event_ages.scrape(namespace, token)
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
                 evaluations = list(
-                    pool.map(lambda _: one_evaluation(api, watch, runs), range(args.count))
+                    pool.map(
+                        lambda _: one_evaluation(api, watch, runs, client_ages), range(args.count)
+                    )
                 )
             instrumented_seconds = time.time() - started
-            ages = event_ages.scrape(namespace).since(ages_before)
+            ages = event_ages.scrape(namespace, token).since(ages_before)
             ops_between = runtime_ops()
             started = time.time()
             with ThreadPoolExecutor(args.concurrency) as pool:
@@ -268,6 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "event_age_in_the_dispatcher_seconds": {
             at: {f"p{q}": ages.quantile(at, q / 100) for q in (50, 99)} for at in event_ages.PLACES
         },
+        "event_age_at_the_client_seconds": summary(client_ages),
         "throughput_per_minute": {
             "instrumented": round(args.count / instrumented_seconds * 60, 1),
             "plain": round(args.count / plain_seconds * 60, 1),
@@ -319,6 +330,11 @@ def main() -> int:
             f"{q} {v * 1000:.1f} ms" if v is not None else f"{q} -" for q, v in stats.items()
         )
         print(f"event age in the dispatcher at {at}: {shown} (buckets, every event of the batch)")
+    client = result["event_age_at_the_client_seconds"]
+    print(
+        f"event age at the SSE client: p50 {client['p50'] * 1000:.1f} ms  "
+        f"p99 {client['p99'] * 1000:.1f} ms (every event but the replayed accepted)"
+    )
     print(f"throughput per minute: {result['throughput_per_minute']}")
     print_phases(result["phases_p50_seconds"])
     print("kubelet runtime operations per pod (count x mean seconds):")

@@ -51,7 +51,8 @@ class Snapshot:
         return EVENT_AGE_BUCKETS[-1]  # in the +Inf bucket: at least the last bound
 
 
-def scrape(namespace: str, port: int = 8080) -> Snapshot:
+def scrape(namespace: str, token: str, port: int = 8080) -> Snapshot:
+    """Every dispatcher pod's histogram, summed (``token``: one the API takes)."""
     pods = kube.kubectl_json(
         "get", "pods", "-n", namespace, "-l", "app.kubernetes.io/component=dispatcher", "-o", "json"
     )["items"]
@@ -60,7 +61,10 @@ def scrape(namespace: str, port: int = 8080) -> Snapshot:
         address = pod["status"].get("podIP")
         if not address:
             continue
-        with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=10) as answer:
+        asked = urllib.request.Request(
+            f"http://{address}:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(asked, timeout=10) as answer:
             text = answer.read().decode()
         for line in text.splitlines():
             if not line.startswith(NAME + "{"):
