@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio
 
+from dispatcher.store import connect
 from tests import redis_cluster as cluster
 from tests import redis_mode, redisproc
 
@@ -38,6 +39,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     """A client of the per-test (flushed) database, closed at the end of the test: a cluster
     client on a Redis Cluster, as the dispatcher's own."""
     client = redis_mode.client(redis_url)
+    await connect.initialized(client)  # as the dispatcher does before sharing it
     yield client
     await client.aclose()
 

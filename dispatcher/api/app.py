@@ -20,7 +20,7 @@ from dispatcher.api.submissions import Submitter
 from dispatcher.api.ui import routes as ui_routes
 from dispatcher.backends.base import Backend
 from dispatcher.settings import DispatcherSettings
-from dispatcher.store import publish
+from dispatcher.store import connect, publish
 from dispatcher.store.consumer import Consumer
 from dispatcher.store.store import Store
 
@@ -111,6 +111,7 @@ def create_app(
 
 async def _backend_lifetime(app: web.Application) -> AsyncIterator[None]:
     backend = app[app_keys.BACKEND]
+    await connect.initialized(app[app_keys.REDIS])  # before the backend's tasks share it
     await backend.start()
     try:
         yield

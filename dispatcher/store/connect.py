@@ -157,6 +157,16 @@ def keyspace(client: redis.asyncio.Redis) -> keys.Keyspace:
     return keys.STANDALONE
 
 
+async def initialized(client: redis.asyncio.Redis) -> None:
+    """A Redis Cluster client learns its nodes and the server's command table now, before
+    tasks use it at once: redis-py lets a command that races the first one past a table still
+    loading, and a two-word command (XGROUP CREATE) then finds no key in its arguments and
+    fails ("No way to dispatch this command"). One Redis: nothing to do."""
+    given: object = client
+    if isinstance(given, redis.asyncio.cluster.RedisCluster):
+        await given.initialize()
+
+
 def is_cluster_pipeline(pipe: object) -> bool:
     return isinstance(pipe, redis.asyncio.cluster.ClusterPipeline)
 
