@@ -142,12 +142,17 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
+EVENT_AGE = "crucible_dispatcher_event_age_seconds"
+# Where an event's age is taken (the histogram's ``at`` label).
+AGE_AT_INGEST, AGE_AT_SSE = "ingest", "sse"
+
+
 def event_ages(registry: Registry) -> Histogram:
     """How old events are when the dispatcher takes them from a sidecar (``at="ingest"``) and
     when it writes them to a live event stream (``at="sse"``): now minus the event's ``ts``,
     stamped where the event was built, so the skew between the nodes' clocks is in it."""
     return registry.histogram(
-        "crucible_dispatcher_event_age_seconds",
+        EVENT_AGE,
         "Age of an event (now minus its ts) when a sidecar delivers it and when it goes out "
         "on a live event stream, by where.",
         EVENT_AGE_BUCKETS,

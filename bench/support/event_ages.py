@@ -10,11 +10,11 @@ import json
 import urllib.request
 from dataclasses import dataclass
 
-from dispatcher.metrics import EVENT_AGE_BUCKETS
+from dispatcher.metrics import AGE_AT_INGEST, AGE_AT_SSE, EVENT_AGE, EVENT_AGE_BUCKETS
 from tests.e2e import kube
 
-NAME = "crucible_dispatcher_event_age_seconds_bucket"
-PLACES = ("ingest", "sse")
+NAME = EVENT_AGE + "_bucket"
+PLACES = (AGE_AT_INGEST, AGE_AT_SSE)
 
 
 @dataclass

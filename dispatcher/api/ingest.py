@@ -80,7 +80,7 @@ async def ingest_events(request: web.Request) -> web.Response:
     checked = [(_checked(eval_id, item.event), ingest.TOKEN_PREFIX + item.token) for item in batch]
     now, ages = time.time(), request.app[EVENT_AGES]
     for event, _ in checked:
-        ages.observe(now - event.ts, at="ingest")
+        ages.observe(now - event.ts, at=metrics.AGE_AT_INGEST)
     published = await request.app[PUBLISHER].publish_many(checked, budget=True)
     results = [
         {"seq": p.seq, "id": p.stream_id, "duplicate": p.duplicate, "dropped": p.dropped}

@@ -191,8 +191,7 @@ class BlockingReads:
         given: object = self._client
         if not isinstance(given, redis.asyncio.cluster.RedisCluster):
             return self._client
-        if given._initialize:
-            await given.initialize()
+        await initialized(self._client)
         node = given.get_node_from_key(key)
         if node is None:
             return self._client

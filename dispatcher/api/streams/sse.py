@@ -205,5 +205,5 @@ class EventStream:
         text, end, ts = message(entry)
         await response.write(text)
         if live and ts is not None and self._ages is not None:
-            self._ages.observe(time.time() - ts, at="sse")
+            self._ages.observe(time.time() - ts, at=metrics.AGE_AT_SSE)
         return end
