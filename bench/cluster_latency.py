@@ -21,6 +21,11 @@ duration_seconds``, read through the API server before and after each batch) giv
 many containers it created and started and what each such operation took on this node: the
 instrumentation's init container and sidecar are container starts the bare Job does not make.
 Prints a table and writes bench/results/cluster_latency.json.
+
+Where the tail comes from, at 4 at once on 2 cores: CPU weight. Every hop after the sidecar wakes
+a dispatcher or Redis, whose pods weigh 102 (100m requested) against 522 for each evaluation pod
+starting or ending beside them. ``--service-weight 2048`` gives them the weight of a node of
+their own (``bench.support.cpu_weights``), all else equal, to measure the path without it.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 import kubernetes  # noqa: E402
 
-from bench.support import event_ages, pod_timeline  # noqa: E402
+from bench.support import cpu_weights, event_ages, plain_job, pod_timeline  # noqa: E402
 from bench.support.cluster_watch import (  # noqa: E402
     FirstSeen,
     PubSubArrivals,
@@ -60,6 +65,7 @@ from tests.e2e.api import TERMINAL, Dispatcher  # noqa: E402
 RELEASE = "crucible-bench"
 CODE = "print('bench')"
 EXECUTOR = "localhost/crucible-executor-python:ci"
+SWITCH_INTERVAL_SECONDS = 0.0005
 MAIN_CONTAINER = "evaluation"  # the chart's Job template's and plain_job's
 
 
@@ -130,53 +136,14 @@ def one_evaluation(
     }
 
 
-def plain_job(name: str) -> dict[str, Any]:
-    """The same workload as an evaluation, minus wrapper, init container and sidecar."""
-    restricted = {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "labels": {"crucible.dev/bench": "plain"}},
-        "spec": {
-            "backoffLimit": 0,
-            "ttlSecondsAfterFinished": 300,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "evaluation",
-                            "image": EXECUTOR,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-u", "-c", CODE],
-                            "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}},
-                            "securityContext": restricted,
-                        }
-                    ],
-                }
-            },
-        },
-    }
-
-
 def one_plain(
     batch: kubernetes.client.BatchV1Api, namespace: str, watch: Watches, runs: list[Run]
 ) -> float:
     name = f"plain-{secrets.token_hex(4)}"
     t0 = time.time()
     # A plain dict, as the dispatcher creates its Jobs; the client's stubs want a V1Job.
-    batch.create_namespaced_job(namespace, plain_job(name))  # type: ignore[arg-type]
+    job = plain_job.manifest(name, EXECUTOR, CODE)
+    batch.create_namespaced_job(namespace, job)  # type: ignore[arg-type]
     complete, pod_done = watch.complete(name)
     runs.append(Run(name, t0, complete, pod_done))
     return complete - t0
@@ -203,6 +170,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except BaseException:
             kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
             raise
+    if args.service_weight:
+        cpu_weights.set_shares(namespace, args.service_weight)
+    weights = cpu_weights.shares(namespace)
     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     batch = kubernetes.client.BatchV1Api()
     runtime = pod_timeline.Runtime()
@@ -261,6 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "count": args.count,
         "concurrency": args.concurrency,
+        "service_cpu_shares": weights,
         "seconds": {"instrumented": instrumented, "plain_job_create_to_complete": plain_summary},
         "overhead_create_to_complete_seconds": {
             "p50": round(instrumented["create_to_job_complete"]["p50"] - plain_summary["p50"], 4),
@@ -307,11 +278,19 @@ def main() -> int:
         "--values", type=Path, action="append", default=[],
         help="more chart values (e.g. tests/e2e/plain-sidecar-values.yaml)",
     )  # fmt: skip
+    parser.add_argument(
+        "--service-weight", type=int, metavar="SHARES",
+        help="experiment: write this cpu.shares into the dispatcher and Redis pods' cgroups "
+        "(cgroup v1, this node; the chart's 100m gives 102, an evaluation pod 522)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/cluster_latency.json")
     args = parser.parse_args()
     # A run stopped by `timeout` or kill still deletes its namespace (one left behind holds
     # CPU requests on the node, and the next run fits fewer evaluations at once).
     signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
+    # The watches' threads parse big pod objects: a thread holding an event waits for the GIL
+    # at most this long (5 ms by default), so its arrival time is not the parser's.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     problem = kube.cluster_problem()
     if problem:
         print(f"cluster_latency: skipped, {problem}")
@@ -336,6 +315,7 @@ def main() -> int:
         f"p99 {client['p99'] * 1000:.1f} ms (every event but the replayed accepted)"
     )
     print(f"throughput per minute: {result['throughput_per_minute']}")
+    print(f"dispatcher and Redis pods' cpu.shares: {result['service_cpu_shares']}")
     print_phases(result["phases_p50_seconds"])
     print("kubelet runtime operations per pod (count x mean seconds):")
     for kind, ops in result["kubelet_runtime_operations"].items():

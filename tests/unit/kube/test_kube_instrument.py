@@ -256,6 +256,40 @@ def test_instrumenting_does_not_modify_the_rendered_job() -> None:
     assert rendered == before
 
 
+def test_where_the_template_places_its_pods_is_kept() -> None:
+    """Evaluations on nodes of their own (docs/kubernetes.md): the template's placement reaches
+    the Job as written."""
+    rendered = TEMPLATE.render(kube_samples.values())
+    placement = {
+        "nodeSelector": {"crucible.dev/evaluations": "true"},
+        "tolerations": [
+            {"key": "crucible.dev/evaluations", "operator": "Exists", "effect": "NoSchedule"}
+        ],
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {
+                            "matchExpressions": [
+                                {
+                                    "key": "app.kubernetes.io/component",
+                                    "operator": "In",
+                                    "values": ["dispatcher", "redis"],
+                                }
+                            ]
+                        },
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
+        "priorityClassName": "evaluations",
+    }
+    rendered["spec"]["template"]["spec"].update(copy.deepcopy(placement))
+    pod = pod_of(instrument.instrument(rendered, target(), CONFIG))
+    assert {key: pod.get(key) for key in placement} == placement
+
+
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
