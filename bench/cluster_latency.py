@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
             raise
     if args.service_weight:
-        cpu_weights.set_shares(namespace, args.service_weight)
+        cpu_weights.set_shares(namespace, args.service_weight, args.weighted)
     weights = cpu_weights.shares(namespace)
     kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     batch = kubernetes.client.BatchV1Api()
@@ -282,6 +282,11 @@ def main() -> int:
         "--service-weight", type=int, metavar="SHARES",
         help="experiment: write this cpu.shares into the dispatcher and Redis pods' cgroups "
         "(cgroup v1, this node; the chart's 100m gives 102, an evaluation pod 522)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weighted", nargs="+", choices=cpu_weights.SERVICE_COMPONENTS,
+        default=list(cpu_weights.SERVICE_COMPONENTS),
+        help="the pods --service-weight applies to (default: both)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/cluster_latency.json")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ node of their own would give them, without the requests that would leave fewer e
 on this one. Only the bench's own release is touched, on the node this runs on (as root).
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.e2e import kube
@@ -17,10 +18,10 @@ CGROUP_CPU = Path("/sys/fs/cgroup/cpu/kubepods")
 SERVICE_COMPONENTS = ("dispatcher", "redis")
 
 
-def _cgroups(namespace: str) -> dict[str, Path]:
-    """Each of the release's dispatcher and Redis pods' cpu cgroup, by pod name."""
+def _cgroups(namespace: str, components: Sequence[str] = SERVICE_COMPONENTS) -> dict[str, Path]:
+    """The cpu cgroup of each of the release's pods of ``components``, by pod name."""
     found: dict[str, Path] = {}
-    for component in SERVICE_COMPONENTS:
+    for component in components:
         selector = f"app.kubernetes.io/component={component}"
         for pod in kube.kubectl_json("get", "pods", "-n", namespace, "-l", selector)["items"]:
             uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
@@ -39,9 +40,11 @@ def shares(namespace: str) -> dict[str, int]:
     }
 
 
-def set_shares(namespace: str, weight: int) -> dict[str, int]:
-    """Give every service pod ``weight``; returns what they had."""
+def set_shares(
+    namespace: str, weight: int, components: Sequence[str] = SERVICE_COMPONENTS
+) -> dict[str, int]:
+    """Give every pod of ``components`` ``weight``; returns what the service pods had."""
     before = shares(namespace)
-    for path in _cgroups(namespace).values():
+    for path in _cgroups(namespace, components).values():
         (path / "cpu.shares").write_text(str(weight))
     return before
