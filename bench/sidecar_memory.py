@@ -5,8 +5,8 @@ Runs ``python -m sidecar`` as a child process, the real wrapper zipapp (``wrappe
 the first 8 MiB of each stream, as in a pod), and a minimal ingest endpoint in this process that
 takes the sidecar's batches as the dispatcher would (``wire.ingest``; a stand-in, no Redis).
 Samples the sidecar's VmRSS every few milliseconds and reports idle, steady (median while
-streaming), peak (VmHWM) and after (once everything is published: the sidecar runs as a native
-sidecar does, ``exit_after_terminal`` false, and gets SIGTERM after that) RSS, the events
+streaming), peak (VmHWM) and after (everything published: its last sample before it leaves,
+as a sidecar does once the verdict is out) RSS, the events
 published and when the terminal event arrived, relative to the wrapper's exit as seen here
 (negative: before it, since the wrapper sends EXIT and then exits); ``elapsed_seconds`` runs
 from the wrapper's start to the terminal event. Writes the figures to
@@ -73,8 +73,6 @@ EVAL_ID = "bench-memory"
 TOKEN = "bench-token"
 TARGET_MB = 30.0
 SAMPLE_SECONDS = 0.005
-# How long after the terminal event "after" is read: the sidecar is idle again by then.
-SETTLE_SECONDS = 0.5
 
 # The evaluation: about a MiB of mixed text per round to stdout, a line per round to stderr.
 PROGRAM = """
@@ -160,7 +158,6 @@ async def measure(megabytes: int, work: pathlib.Path) -> dict[str, Any]:
         CRUCIBLE_SIDECAR_SPOOL_DIR=str(spool),
         CRUCIBLE_SIDECAR_INGEST_URL=url,
         CRUCIBLE_SIDECAR_INGEST_TOKEN=TOKEN,
-        CRUCIBLE_SIDECAR_EXIT_AFTER_TERMINAL="false",  # stays up: "after" is measured
         PYTHONPATH=str(REPO),
     )
     sidecar = await asyncio.create_subprocess_exec(
@@ -188,13 +185,12 @@ async def measure(megabytes: int, work: pathlib.Path) -> dict[str, Any]:
             while sink.terminal_at is None and sidecar.returncode is None:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
         elapsed = time.monotonic() - began
-        await asyncio.sleep(SETTLE_SECONDS)
-        after_kb = proc_status_kb(sidecar.pid, "VmRSS")
-        sidecar.terminate()
+        # With the verdict out, the sidecar leaves by itself (a pod's does, native or plain).
         _, log = await asyncio.wait_for(sidecar.communicate(), 120)
     finally:
         sampler.stop()
         await runner.cleanup()
+    after_kb = sampler.samples_kb[-1]
     if sidecar.returncode != 0:
         raise RuntimeError(f"sidecar exited {sidecar.returncode}: {log.decode()}")
     published = sink.published
