@@ -183,15 +183,18 @@ async def test_a_stop_ends_every_loop_before_it_returns_even_one_that_lost_its_c
     lost: list[str] = []
 
     async def follow_losing_one_cancel(stream: str) -> None:
+        # However the read ends (its cancel, or the closed pool after redis-py lost that
+        # cancel), the first loop to end reads on a while, as one whose cancel was lost does.
         try:
             await follow(stream)
         except asyncio.CancelledError:
             if lost:
                 raise
-            lost.append(stream)  # as redis-py may lose one: this loop reads on a while
             current = asyncio.current_task()
             assert current is not None
             current.uncancel()
+        if not lost:
+            lost.append(stream)
             await asyncio.sleep(0.3)
 
     consumer._follow = follow_losing_one_cancel  # type: ignore[method-assign]
@@ -199,6 +202,6 @@ async def test_a_stop_ends_every_loop_before_it_returns_even_one_that_lost_its_c
     task = asyncio.create_task(consumer.run())
     await asyncio.sleep(0.2)  # every loop is in its blocking read
     await consumer.stop(task)
-    assert lost, "no loop was cancelled in its read"
+    assert lost, "no loop ended"
     assert [t.get_name() for t in asyncio.all_tasks() - before if not t.done()] == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
