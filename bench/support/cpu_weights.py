@@ -40,11 +40,7 @@ def shares(namespace: str) -> dict[str, int]:
     }
 
 
-def set_shares(
-    namespace: str, weight: int, components: Sequence[str] = SERVICE_COMPONENTS
-) -> dict[str, int]:
-    """Give every pod of ``components`` ``weight``; returns what the service pods had."""
-    before = shares(namespace)
+def set_shares(namespace: str, weight: int, components: Sequence[str] = SERVICE_COMPONENTS) -> None:
+    """Give every pod of ``components`` ``weight``."""
     for path in _cgroups(namespace, components).values():
         (path / "cpu.shares").write_text(str(weight))
-    return before
