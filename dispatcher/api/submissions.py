@@ -23,15 +23,13 @@ from redis.asyncio.client import Pipeline
 from dispatcher import errors, metrics, tenants
 from dispatcher.api.schema.requests import Spec
 from dispatcher.backends import reserve
-from dispatcher.backends.base import Backend, Submission
+from dispatcher.backends.base import CANCEL_REASON, Backend, Submission
 from dispatcher.store import publish
 from dispatcher.store.records import Record, Status
 from dispatcher.store.store import Store
 from wire import events, tenancy
 
 log = logging.getLogger(__name__)
-
-CANCEL_REASON = "cancelled by request"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,9 @@ from dispatcher.store import records
 # feeds it on the interpreter's stdin, the Kubernetes one has the sidecar fetch it into a file.
 CODE_COMMAND = ("python", "-u", "-c")
 
+# The reason a ``cancelled`` event gives when a user asked for it (API or local backend alike).
+CANCEL_REASON = "cancelled by request"
+
 
 def code_of(command: Sequence[str]) -> str | None:
     """The program text of a ``code`` submission's command; None for any other command."""

@@ -39,7 +39,6 @@ from wrapper import pack
 log = logging.getLogger(__name__)
 
 WRAPPER_FILE = "crucible-wrapper"
-CANCEL_REASON = "cancelled by request"
 SHUTDOWN_REASON = "DispatcherShutdown: the local backend closed"
 # Weight of the newest run time in the moving average behind Retry-After.
 _RUN_TIME_WEIGHT = 0.2
@@ -190,7 +189,7 @@ class LocalBackend:
             self._waiting.put(submission.eval_id, submission)
             self._has_work.notify()
 
-    async def cancel(self, eval_id: str, *, reason: str = CANCEL_REASON) -> bool:
+    async def cancel(self, eval_id: str, *, reason: str = base.CANCEL_REASON) -> bool:
         """Publish ``cancelled`` first (so it is the first terminal event whatever the sidecar
         reports of the killed process), then stop the run, which confirms it once the process
         is gone. The token matches the dispatcher's own cancel, so the two are one event."""
