@@ -23,9 +23,8 @@ from typing import Any
 import aiohttp
 import redis.asyncio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import latency
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.support import local_serve
 from dispatcher.store.publish import Publisher
 from wire import events
 
@@ -99,7 +98,7 @@ async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) 
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await latency.wait_ready(session, base, server)
+        await local_serve.wait_ready(session, base, server)
         await seed(session, base, redis_url, args.evaluations)
         await asyncio.sleep(1)
         idle = rss_mib(server.pid)
@@ -113,7 +112,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    with latency.serving(CRUCIBLE_LOCAL__CONCURRENCY="0", CRUCIBLE_LOCAL__QUEUE_SIZE="1000") as (
+    with local_serve.serving(
+        CRUCIBLE_LOCAL__CONCURRENCY="0", CRUCIBLE_LOCAL__QUEUE_SIZE="1000"
+    ) as (
         base,
         server,
         redis_url,

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,8 +33,10 @@ import aiohttp
 import redis.asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import latency
 
+from bench.support import local_serve, stats
 from dispatcher.embedded_redis import EmbeddedRedis
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flood_isolation.json"
@@ -82,7 +83,7 @@ async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) 
     prefix = f"flood-bench-{os.getpid()}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-            await latency.wait_ready(session, base, server)
+            await local_serve.wait_ready(session, base, server)
             await latency.one_evaluation(session, base, subscriber, f"{prefix}-warm-up")
             phases = {"alone": await quiet_phase(session, base, subscriber, prefix, args.count)}
             flood_runs = 0
@@ -103,7 +104,7 @@ async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) 
     finally:
         await subscriber.stop()
         await client.aclose()
-    found = {name: latency.percentiles(values) for name, values in phases.items()}
+    found = {name: stats.summary(values) for name, values in phases.items()}
     busy, flood = found["busy"], found["flood"]
     return {
         "flooders": args.flooders,
@@ -119,28 +120,21 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--flooders", type=int, default=3)
     args = parser.parse_args()
-    with EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / f"flood-{os.getpid()}") as redis_:
-        port = latency.free_port()
-        env = {
-            **os.environ,
-            "CRUCIBLE_REDIS_URL": redis_.url,
-            "CRUCIBLE_PORT": str(port),
-            "CRUCIBLE_LOCAL__CONCURRENCY": str(args.flooders + 1),
-            "CRUCIBLE_LOG_LEVEL": "WARNING",
-        }
-        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
-        try:
-            started = time.monotonic()
-            result = asyncio.run(run(args, f"http://127.0.0.1:{port}", redis_.url, server))
-        finally:
-            server.terminate()
-            server.wait(30)
+    with (
+        EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / f"flood-{os.getpid()}") as redis_,
+        local_serve.serve(redis_.url, CRUCIBLE_LOCAL__CONCURRENCY=str(args.flooders + 1)) as (
+            base,
+            server,
+        ),
+    ):
+        started = time.monotonic()
+        result = asyncio.run(run(args, base, redis_.url, server))
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_average_1m_after"] = os.getloadavg()[0]
     print(f"flood isolation: {args.flooders} flooders, {result['load_evaluations']} load runs")
-    latency.show("quiet evaluation alone: exit -> SSE end", result["alone"])
-    latency.show("the same, others busy (no output)", result["busy"])
-    latency.show("the same, others flooding output", result["flood"])
+    stats.show("quiet evaluation alone: exit -> SSE end", result["alone"])
+    stats.show("the same, others busy (no output)", result["busy"])
+    stats.show("the same, others flooding output", result["flood"])
     added = (result["flood_added_over_busy_p50_ms"], result["flood_added_over_busy_p99_ms"])
     print(f"  added by the flood over busy: p50 {added[0]} ms, p99 {added[1]} ms")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

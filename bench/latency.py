@@ -61,76 +61,32 @@ perf adds a little to every hop; ms, p50 / p90):
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import redis.asyncio
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import local_serve, stats
+from bench.support.stats import summary
 from dispatcher.backends.base import CODE_COMMAND
 from dispatcher.backends.local import interpreter
 from dispatcher.embedded_redis import EmbeddedRedis
+from wire import events
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
 CHILD_CODE = "import time\nprint(repr(time.time()))"
 FLOOR_CHANNEL = "crucible:bench:floor"
-TERMINAL = {"completed", "failed", "timeout", "cancelled", "error"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving(**settings: str) -> Iterator[tuple[str, "subprocess.Popen[bytes]", str]]:
-    """``crucible serve`` (local backend) with ``settings`` (``CRUCIBLE_*`` variables) on a
-    Redis and a work root of its own: (its URL, its process, the Redis URL)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp,
-        EmbeddedRedis(Path(tmp) / "redis") as redis_server,
-    ):
-        port = free_port()
-        env = {
-            **os.environ,
-            "CRUCIBLE_REDIS_URL": redis_server.url,
-            "CRUCIBLE_PORT": str(port),
-            "CRUCIBLE_LOCAL__WORK_ROOT": str(Path(tmp) / "work"),
-            "CRUCIBLE_LOG_LEVEL": "WARNING",
-            **settings,
-        }
-        server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
-        try:
-            yield f"http://127.0.0.1:{port}", server, redis_server.url
-        finally:
-            server.terminate()
-            server.wait(30)
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
-
-    return {
-        "n": len(ordered),
-        "p50_ms": at(0.50),
-        "p90_ms": at(0.90),
-        "p99_ms": at(0.99),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
+TERMINAL = {t.value for t in events.TERMINAL_TYPES}
 
 
 class Subscriber:
@@ -241,23 +197,6 @@ async def floor(
     return latencies, from_reap
 
 
-async def wait_ready(
-    session: aiohttp.ClientSession, base: str, server: subprocess.Popen[bytes]
-) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("crucible serve exited; see its log above")
-        try:
-            async with session.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError("crucible serve not ready within 60s")
-
-
 async def run(
     count: int, concurrency: int, base: str, redis_url: str, server: subprocess.Popen[bytes]
 ) -> dict[str, Any]:
@@ -268,7 +207,7 @@ async def run(
     slots = asyncio.Semaphore(concurrency)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-            await wait_ready(session, base, server)
+            await local_serve.wait_ready(session, base, server)
             prefix = f"bench-{os.getpid()}-c{concurrency}"
             await one_evaluation(session, base, subscriber, f"{prefix}-warm-up")  # not counted
             load_before = os.getloadavg()[0]
@@ -287,12 +226,12 @@ async def run(
     return {
         "concurrency": concurrency,
         "load_average_1m_before": load_before,
-        "sse_terminal": percentiles([r["sse"] for r in results]),
-        "pubsub_completed": percentiles([r["pubsub"] for r in results]),
-        "reaped_to_pubsub": percentiles([r["reaped_to_pubsub"] for r in results]),
-        "breakdown_child_exit_to_event_built": percentiles([r["to_event_built"] for r in results]),
-        "breakdown_child_exit_to_xadd_ms_clock": percentiles([r["to_xadd"] for r in results]),
-        "submit_to_terminal": percentiles([r["submit_to_end"] for r in results]),
+        "sse_terminal": summary([r["sse"] for r in results]),
+        "pubsub_completed": summary([r["pubsub"] for r in results]),
+        "reaped_to_pubsub": summary([r["reaped_to_pubsub"] for r in results]),
+        "breakdown_child_exit_to_event_built": summary([r["to_event_built"] for r in results]),
+        "breakdown_child_exit_to_xadd_ms_clock": summary([r["to_xadd"] for r in results]),
+        "submit_to_terminal": summary([r["submit_to_end"] for r in results]),
         "evaluations_per_second": round(count / elapsed, 2),
     }
 
@@ -305,7 +244,7 @@ async def measure_floor(redis_url: str, count: int) -> dict[str, dict[str, float
         with tempfile.TemporaryDirectory(prefix="crucible-bench-python-") as root:
             python = str(interpreter.prepare(Path(root)) / "python")
             from_print, from_reap = await floor(client, subscriber, count, python)
-        return {"from_print": percentiles(from_print), "from_reap": percentiles(from_reap)}
+        return {"from_print": summary(from_print), "from_reap": summary(from_reap)}
     finally:
         await subscriber.stop()
         await client.aclose()
@@ -313,29 +252,12 @@ async def measure_floor(redis_url: str, count: int) -> dict[str, dict[str, float
 
 def run_level(args: argparse.Namespace, concurrency: int, redis_url: str) -> dict[str, Any]:
     """One ``crucible serve`` with this many worker slots, and ``--count`` evaluations."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CRUCIBLE_REDIS_URL": redis_url,
-        "CRUCIBLE_PORT": str(port),
-        "CRUCIBLE_LOCAL__CONCURRENCY": str(concurrency),
-        "CRUCIBLE_LOCAL__QUEUE_SIZE": str(args.count + 10),
-        "CRUCIBLE_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen([sys.executable, "-m", "dispatcher"], env=env)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with local_serve.serve(
+        redis_url,
+        CRUCIBLE_LOCAL__CONCURRENCY=str(concurrency),
+        CRUCIBLE_LOCAL__QUEUE_SIZE=str(args.count + 10),
+    ) as (base, server):
         return asyncio.run(run(args.count, concurrency, base, redis_url, server))
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
-def show(name: str, f: dict[str, float]) -> None:
-    print(
-        f"  {name:40} n={f['n']:4}  p50 {f['p50_ms']:8.2f} ms  p90 {f['p90_ms']:8.2f} ms  "
-        f"p99 {f['p99_ms']:8.2f} ms  max {f['max_ms']:8.2f} ms"
-    )
 
 
 def main() -> None:
@@ -373,10 +295,10 @@ def main() -> None:
         )
         for name, figures in level.items():
             if isinstance(figures, dict):
-                show(name, figures)
+                stats.show(name, figures)
     print("floor: a bare subprocess, then one PUBLISH")
-    show("from the print", floor_figures["from_print"])
-    show("from the reap", floor_figures["from_reap"])
+    stats.show("from the print", floor_figures["from_print"])
+    stats.show("from the reap", floor_figures["from_reap"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.out}")

@@ -35,6 +35,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.support.stats import percentile
+
 BENCH = Path(__file__).resolve().parent / "latency.py"
 SYSCALLS = "write,writev,sendmsg,sendto,recvfrom,read,wait4,exit_group"
 TRACEPOINTS = "sched:sched_process_fork,sched:sched_process_exec"
@@ -240,11 +243,6 @@ def _through_redis(
     return hops
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def report(hops: list[dict[str, float]]) -> None:
     print(f"{len(hops)} evaluations followed; milliseconds")
     print(f"  {'hop':28} {'p50':>7} {'p90':>7} {'p99':>7}")
@@ -253,8 +251,8 @@ def report(hops: list[dict[str, float]]) -> None:
     rows.append(("exit -> subscriber (crucible)", [h["subscriber"] - h["exit"] for h in hops]))
     for name, values in rows:
         print(
-            f"  {name:28} {percentile(values, 0.5):7.2f} {percentile(values, 0.9):7.2f} "
-            f"{percentile(values, 0.99):7.2f}"
+            f"  {name:28} {percentile(values, 50):7.2f} {percentile(values, 90):7.2f} "
+            f"{percentile(values, 99):7.2f}"
         )
 
 

@@ -33,8 +33,8 @@ import aiohttp
 
 import crucible
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import latency
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.support import local_serve, stats
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tenant_fairness.json"
 ACME = {"Authorization": "Bearer acme-bench-token-0123456789"}
@@ -99,7 +99,7 @@ async def run(
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await latency.wait_ready(session, base, server)
+        await local_serve.wait_ready(session, base, server)
         await one_end(session, base, "warm-up")
         alone = [await one_end(session, base, f"alone-{i}") for i in range(args.count)]
         during: list[float] = []
@@ -123,13 +123,13 @@ def main() -> None:
     parser.add_argument("--burst-code", default="print(1)", help="what acme's evaluations run")
     parser.add_argument("--head-start", type=float, default=0.3, help="seconds the burst leads")
     args = parser.parse_args()
-    with latency.serving(
+    with local_serve.serving(
         CRUCIBLE_API_TOKENS=TOKENS,
         CRUCIBLE_LOCAL__CONCURRENCY=str(args.concurrency),
         CRUCIBLE_LOCAL__QUEUE_SIZE=str(args.burst + 10),
     ) as (base, server, _):
         found = asyncio.run(run(args, base, server))
-    alone, during = latency.percentiles(found["alone"]), latency.percentiles(found["during"])
+    alone, during = stats.summary(found["alone"]), stats.summary(found["during"])
     result = {
         "benchmark": "tenant_fairness",
         "rounds": args.count,
