@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wrapper_overhead import ChannelServer
 
-from dispatcher.backends.kube import instrument
+from dispatcher.backends.kube.jobs import instrument
 from wrapper import pack
 
 REPO = Path(__file__).resolve().parents[1]

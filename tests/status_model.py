@@ -2,7 +2,7 @@
 
 The Lua script is the one implementation (it runs inside Redis, so concurrent dispatchers
 cannot interleave); this model is only the oracle it is tested against with randomised event
-orders (tests/integration/dispatcher/test_status_script.py). Change both together.
+orders (tests/integration/store/test_status_script.py). Change both together.
 
 The rules:
 - an event whose ``seq`` is not above the record's ``last_seq`` is a replay: ignored;

@@ -1,4 +1,4 @@
--- Applies one event to an evaluation record. Owner: dispatcher/store.py. The rules are stated
+-- Applies one event to an evaluation record. Owner: dispatcher/store/store.py. The rules are stated
 -- in tests/status_model.py, the differential model this script is tested against.
 -- KEYS: 1 record hash, 2..11 status index sorted sets in the order of STATUSES below, 12..21
 --       the same of the record's tenant, 22 the Kubernetes backend's admitted evaluations,

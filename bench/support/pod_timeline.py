@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "tests" / "cluster"
 
-# The instrumentation's containers, as dispatcher/backends/kube/instrument.py names them.
+# The instrumentation's containers, as dispatcher/backends/kube/jobs/instrument.py names them.
 COPY = "crucible-wrapper-copy"
 SIDECAR = "crucible-sidecar"
 JOB_LABEL = "batch.kubernetes.io/job-name"

@@ -72,7 +72,7 @@ async def create_evaluation(request: web.Request) -> web.Response:
 @routes.get("/v1/evaluations")
 async def list_evaluations(request: web.Request) -> web.Response:
     query = queries.list_query(request)
-    page = await request.app[app_keys.STORE].listing(
+    page = await request.app[app_keys.STORE].indexes.listing(
         tenant=middlewares.principal(request).tenant,
         status=query.status,
         limit=query.limit,

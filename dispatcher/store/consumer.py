@@ -176,7 +176,7 @@ class Consumer:
                 break
         await self._forget_dead_consumers(stream)
         if stream == self._streams[0]:  # once a period, not once a partition
-            await self._store.prune()
+            await self._store.indexes.prune()
 
     async def _forget_dead_consumers(self, stream: str) -> None:
         limit_ms = self._config.claim_interval_seconds * 1000 * _FORGET_AFTER_CLAIM_PERIODS

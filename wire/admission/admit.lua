@@ -1,6 +1,6 @@
 -- Takes the next evaluations to start, round robin over the tenants, within the limits of
 -- evaluations admitted and not yet ended (apply_event.lua removes an ended one). Owner:
--- dispatcher/backends/kube/admission_queue.py.
+-- dispatcher/backends/kube/admission/queue.py.
 -- KEYS: 1 order, 2 turns, 3 specs, 4 admitted (all tenants)
 -- ARGV: 1 most admitted at once (0 = no limit), 2 now, 3 most to take in this call,
 --       4 prefix of the tenants' queues, 5 prefix of the tenants' admitted sets,

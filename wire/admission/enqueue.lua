@@ -1,4 +1,4 @@
--- Queues an evaluation for admission. Owner: dispatcher/backends/kube/admission_queue.py.
+-- Queues an evaluation for admission. Owner: dispatcher/backends/kube/admission/queue.py.
 -- KEYS: 1 order (all queued), 2 arrivals counter, 3 turns (tenants with queued evaluations,
 --       in serving order), 4 specs, 5 the tenant's queue
 -- ARGV: 1 eval_id, 2 tenant, 3 the submission (JSON), 4 most queued (0 = no limit),

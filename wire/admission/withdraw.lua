@@ -1,5 +1,5 @@
 -- Takes a queued evaluation out of the queue (a cancel). Owner:
--- dispatcher/backends/kube/admission_queue.py.
+-- dispatcher/backends/kube/admission/queue.py.
 -- KEYS: 1 order, 2 turns, 3 specs, 4 the tenant's queue   ARGV: 1 eval_id, 2 tenant
 -- Returns 1 if it was queued, 0 if not (already admitted, or never queued).
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end

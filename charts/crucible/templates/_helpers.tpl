@@ -116,7 +116,7 @@ crucible.evaluation.serviceAccountName: the token-less account of evaluation pod
 
 {{/*
 crucible.evaluation.podLabels: labels the dispatcher puts on every evaluation Job and pod
-(dispatcher/backends/kube/names.py: managed-by crucible, crucible.dev/instance = the release name); the
+(dispatcher/backends/kube/jobs/names.py: managed-by crucible, crucible.dev/instance = the release name); the
 NetworkPolicies select evaluation pods by them. The chart hands the instance to the dispatcher.
 */}}
 {{- define "crucible.evaluation.podLabels" -}}

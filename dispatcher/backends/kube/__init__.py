@@ -1,1 +1,2 @@
-"""The Kubernetes backend: Job template rendering, pod instrumentation, Jobs, reconciler."""
+"""The Kubernetes backend: backend, API client, settings, leader here; ``jobs``, ``watch``,
+``admission`` below."""

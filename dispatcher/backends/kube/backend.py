@@ -22,18 +22,11 @@ import redis.exceptions
 from dispatcher import errors
 from dispatcher.api import ingest
 from dispatcher.backends import base
-from dispatcher.backends.kube import (
-    admission_queue,
-    admitter,
-    cancels,
-    client,
-    instrument,
-    leader,
-    names,
-    reconciler,
-    templates,
-)
+from dispatcher.backends.kube import client, leader
 from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube.admission import admitter, queue
+from dispatcher.backends.kube.jobs import instrument, names, templates
+from dispatcher.backends.kube.watch import cancels, reconciler
 from dispatcher.store import publish, records
 from dispatcher.store.store import Store
 from wire import events
@@ -95,8 +88,8 @@ class KubernetesBackend:
         self._elector = leader.Elector.from_config(self._kube, config)
         self._task: asyncio.Task[None] | None = None
         self._submitting: set[str] = set()
-        limits = admission_queue.Limits(config.max_running, config.max_queued, tenant_caps)
-        self._queue = admission_queue.AdmissionQueue(redis_client, limits, clock=clock)
+        limits = queue.Limits(config.max_running, config.max_queued, tenant_caps)
+        self._queue = queue.AdmissionQueue(redis_client, limits, clock=clock)
         self._admitter = admitter.Admitter(
             self._queue, self._launch, self._fail, tick_seconds=config.admission_tick_seconds
         )
@@ -213,7 +206,7 @@ class KubernetesBackend:
             sidecar_env={**self._sidecar_env, **self._link.env(submission.eval_id)},
         )
 
-    async def _launch(self, admitted: admission_queue.Admitted) -> None:
+    async def _launch(self, admitted: queue.Admitted) -> None:
         """Create the Job of an evaluation the queue admitted, unless it was cancelled."""
         body = self._manifest(admitted.submission)
         job_name = str(body["metadata"]["name"])

@@ -22,7 +22,7 @@ async def test_the_sweep_frees_places_whose_record_ended_or_never_came(
             await client.hset(space.record(eval_id), "status", json.dumps(status))  # type: ignore[misc]
             partition = space.partition(eval_id)
             await client.sadd(space.tenants(partition), "acme")  # type: ignore[misc]
-        await Store(client, ttl_seconds=3600).prune()
+        await Store(client, ttl_seconds=3600).indexes.prune()
         assert [m.decode() for m in await client.zrange(active, 0, -1)] == ["acme~live"]
     finally:
         await client.aclose()

@@ -2,7 +2,7 @@
 
 import pathlib
 
-from dispatcher.backends.kube import templates
+from dispatcher.backends.kube.jobs import templates
 
 CHART_TEMPLATE = pathlib.Path(__file__).parents[3] / "charts/crucible/files/job-template.yaml"
 

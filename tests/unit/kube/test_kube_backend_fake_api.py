@@ -14,9 +14,10 @@ import redis.asyncio
 
 from dispatcher import errors
 from dispatcher.api import ingest
-from dispatcher.backends.kube import cancels, names, reconciler
 from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube.backend import KubernetesBackend
+from dispatcher.backends.kube.jobs import names
+from dispatcher.backends.kube.watch import cancels, reconciler
 from tests.redis_mode import SPACE
 from tests.unit.kube import kube_samples
 from tests.unit.kube.backend_harness import Make, all_events, launched, submission, wait_event
@@ -219,7 +220,8 @@ async def test_orphan_jobs_without_a_record_are_deleted_and_others_kept(
 
 
 def kube_samples_manifest(eval_id: str) -> dict[str, Any]:
-    from dispatcher.backends.kube import backend, templates
+    from dispatcher.backends.kube import backend
+    from dispatcher.backends.kube.jobs import templates
 
     config = kube_config.KubernetesConfig(namespace="evals")
     template = templates.load(str(kube_samples.CHART_TEMPLATE))

@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio
 
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import instrument, names, templates, verdicts
+from dispatcher.backends.kube.jobs import hardening, instrument, names, templates
+from dispatcher.backends.kube.watch import verdicts
 from tests.unit.kube import kube_samples
 from tests.unit.kube.backend_harness import Make, launched, wait_event
 from tests.unit.kube.kube_fake_api import FakeKubeAPI
@@ -46,7 +47,7 @@ def test_with_a_queue_the_job_is_created_suspended_and_labelled_for_it() -> None
     assert job["metadata"]["labels"][instrument.KUEUE_QUEUE_LABEL] == "crucible-e2e"
     # Kueue manages the Job; a labelled pod would be a second workload if pod integration ran.
     assert instrument.KUEUE_QUEUE_LABEL not in job["spec"]["template"]["metadata"]["labels"]
-    assert job["spec"]["activeDeadlineSeconds"] == instrument.active_deadline_seconds(30, CONFIG)
+    assert job["spec"]["activeDeadlineSeconds"] == hardening.active_deadline_seconds(30, CONFIG)
 
 
 def test_without_a_queue_a_templates_suspend_is_dropped_and_no_label_added() -> None:

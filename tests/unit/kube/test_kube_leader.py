@@ -1,7 +1,7 @@
 """The Lease elector with the real client against the fake API server.
 
 Expiry is decided on a clock the tests hold, so these tests are exact about when a takeover may
-happen; tests/e2e/test_leader.py runs the same rules against a real apiserver.
+happen; tests/e2e/leader/test_leader.py runs the same rules against a real apiserver.
 """
 
 import asyncio

@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 
 from dispatcher.api import ingest
-from dispatcher.backends.kube import instrument, names, templates
+from dispatcher.backends.kube.jobs import instrument, names, templates
 from dispatcher.settings import DispatcherSettings
 from tests.chart import render
 from wire import ingest as wire_ingest

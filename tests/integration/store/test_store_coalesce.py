@@ -5,6 +5,7 @@ own undo, and a Redis that lost its scripts loses none of them."""
 import asyncio
 import time
 
+import pytest
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.client import Pipeline
@@ -13,6 +14,8 @@ from dispatcher.store.layout import QueueEntry
 from dispatcher.store.records import Record, Resources, Status
 from dispatcher.store.store import Store
 from tests.redis_mode import SPACE, inflight_of
+
+pytestmark = pytest.mark.integration
 
 
 def _record(eval_id: str, digest: str = "0" * 64) -> Record:

@@ -7,7 +7,8 @@ same Job (a retried submit hits AlreadyExists instead of creating a second Job).
 
 import hashlib
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from wire import tenancy
 
@@ -28,6 +29,7 @@ ANNOTATION_SIDECAR_MODE = PREFIX + "sidecar-mode"
 ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 MAX_LABEL = 63
+ANNOTATION_VALUE_MAX = 4096
 _HASH_CHARS = 10
 JOB_NAME_PREFIX = "crucible-"
 
@@ -80,6 +82,34 @@ def eval_label(eval_id: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", eval_id)
     slug = slug[: MAX_LABEL - 3 - _HASH_CHARS].strip("-_.")
     return f"h-{slug}-{short_hash(eval_id)}" if slug else f"h-{short_hash(eval_id)}"
+
+
+def crucible_labels(eval_id: str, instance: str) -> dict[str, str]:
+    """The labels on each Job and Pod of crucible's; ``selector`` matches an instance's."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_INSTANCE: instance,
+        LABEL_EVAL_ID: eval_label(eval_id),
+        # A DNS label or "" (an operator's own): selectable per tenant (quotas, cleanup).
+        LABEL_TENANT: tenant_label(eval_id),
+    }
+
+
+def label_problems(
+    labels: Mapping[str, str], user_labels_as: Literal["labels", "annotations"]
+) -> dict[str, str]:
+    """One message per user label that cannot be placed as ``user_labels_as`` says (labels or
+    annotations): the API's 422 details."""
+    found: dict[str, str] = {}
+    for key, value in labels.items():
+        field = f"labels.{key[:64]}"
+        if not is_label_name(key):
+            found[field] = "key must be 1-63 chars of [A-Za-z0-9-_.], alphanumeric at both ends"
+        elif user_labels_as == "labels" and not is_label_value(value):
+            found[field] = "value must be <= 63 chars of [A-Za-z0-9-_.], alphanumeric at both ends"
+        elif len(value) > ANNOTATION_VALUE_MAX:
+            found[field] = f"value must be <= {ANNOTATION_VALUE_MAX} chars"
+    return found
 
 
 def selector(instance: str) -> str:

@@ -3,6 +3,7 @@ loaded again and loses no command, in pipelines and alone."""
 
 import time
 
+import pytest
 import redis.asyncio
 
 from dispatcher.store import lua
@@ -10,6 +11,8 @@ from dispatcher.store.publish import Publisher
 from dispatcher.store.records import Record, Resources, Status
 from dispatcher.store.store import Store
 from wire import events
+
+pytestmark = pytest.mark.integration
 
 
 def _record(eval_id: str) -> Record:

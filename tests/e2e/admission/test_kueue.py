@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.backends.kube import instrument, verdicts
+from dispatcher.backends.kube.jobs import instrument
+from dispatcher.backends.kube.watch import verdicts
 from tests.e2e import kube
 from tests.e2e.conftest import VALUES, Release, installed
 

@@ -7,7 +7,8 @@ import redis.asyncio
 
 from dispatcher.backends.kube import backend as kube_backend
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import rebuild, templates
+from dispatcher.backends.kube.jobs import templates
+from dispatcher.backends.kube.watch import rebuild
 from dispatcher.store import publish, records
 from dispatcher.store.store import Store
 from tests import redis_mode

@@ -24,6 +24,8 @@ from tests.integration.dispatcher.conftest import (
 from tests.redis_mode import SPACE
 from wire import keys
 
+pytestmark = pytest.mark.integration
+
 
 def a_record(eval_id: str) -> records.Record:
     return records.Record(

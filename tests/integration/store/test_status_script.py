@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import hypothesis
+import pytest
 import redis
 from hypothesis import strategies as st
 
@@ -15,6 +16,8 @@ from dispatcher.store import layout, records, store
 from tests import redisproc
 from tests import status_model as statuses
 from wire import events, keys, scripts
+
+pytestmark = pytest.mark.integration
 
 # These tests hold the scripts to the rules on one server (a cluster runs the same scripts).
 ONE = keys.STANDALONE

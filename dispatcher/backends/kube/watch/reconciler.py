@@ -33,8 +33,10 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from dispatcher import errors
-from dispatcher.backends.kube import cancels, client, names, recovery, verdicts
+from dispatcher.backends.kube import client
 from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube.jobs import names
+from dispatcher.backends.kube.watch import cancels, recovery, verdicts
 from dispatcher.store import connect, publish
 from dispatcher.store.store import Store
 from wire import events

@@ -2,7 +2,7 @@
 
 It wakes when this replica queued a submission or applied an end (``wake``), and every
 ``admission_tick_seconds`` besides (an end another replica applied, a Job to retry). Taking
-from the queue is atomic across replicas (``admission_queue``); creating the Job is
+from the queue is atomic across replicas (``queue``); creating the Job is
 ``launch``'s. A launch that fails for a passing reason (API server unreachable, a quota) puts
 the evaluation back where it was and the loop waits a tick; one the API server refuses for good
 ends the evaluation as ``error`` through ``fail``.
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import redis.exceptions
 
 from dispatcher import errors
-from dispatcher.backends.kube import admission_queue
+from dispatcher.backends.kube.admission.queue import AdmissionQueue, Admitted
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,14 @@ BATCH = 8
 # Admitted evaluations whose end was never applied are looked for this often.
 STALE_SWEEP_SECONDS = 30.0
 
-Launch = Callable[[admission_queue.Admitted], Awaitable[None]]
+Launch = Callable[[Admitted], Awaitable[None]]
 Fail = Callable[[str, str], Awaitable[None]]
 
 
 class Admitter:
     def __init__(
         self,
-        queue: admission_queue.AdmissionQueue,
+        queue: AdmissionQueue,
         launch: Launch,
         fail: Fail,
         *,
@@ -77,7 +77,7 @@ class Admitter:
             if any(retried):
                 return  # the API server is struggling: next tick
 
-    async def _start(self, admitted: admission_queue.Admitted) -> bool:
+    async def _start(self, admitted: Admitted) -> bool:
         """Launch one; True if it went back to the queue to be tried again."""
         eval_id = admitted.submission.eval_id
         try:

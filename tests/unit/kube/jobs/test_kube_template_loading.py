@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from dispatcher import errors
-from dispatcher.backends.kube import templates
+from dispatcher.backends.kube.jobs import templates
 from tests.unit.kube import kube_samples
 
 MINIMAL = """

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import verdicts
+from dispatcher.backends.kube.watch import verdicts
 from wire.events import EventType
 
 CONFIG = kube_config.KubernetesConfig(pending_grace_seconds=120)

@@ -10,27 +10,27 @@ Pure functions on dicts. Added or forced, whatever the template says:
 - the sidecar ``crucible-sidecar``: a native sidecar (init container, ``restartPolicy: Always``;
   no startup probe: the wrapper waits for its socket and starts user code only once the sidecar
   holds the channel), or in ``plain`` mode an ordinary container that exits after the terminal
-  event. It holds one
-  credential: its evaluation's ingest token (``dispatcher.api.ingest``), in its own environment;
+  event. It holds one credential: its evaluation's ingest token (``dispatcher.api.ingest``), in
+  its own environment;
 - the main container's command becomes ``/crucible/bin/crucible-launch --timeout T --grace G
   --channel /crucible/run/channel.sock -- <command> <args>`` (or ``python -I -S
   /crucible/bin/crucible-wrapper ...`` with the image's python; isolated either way: nothing in
   the environment or the image's site-packages runs in the wrapper);
-- labels and annotations, no service-account token, Pod Security "restricted" on every
-  container, ``activeDeadlineSeconds`` = timeout + grace + margin, no retries, a TTL.
+- labels and annotations (``names``); with Kueue, its queue label on a Job created suspended;
+- what ``hardening`` refuses and forces: no service-account token, Pod Security "restricted" on
+  every container, ``activeDeadlineSeconds`` = timeout + grace + margin, no retries, a TTL.
 Template mistakes found here raise ``errors.TemplateError`` (the backend tries one render at
 startup, so they stop the dispatcher instead of failing evaluations).
 """
 
 import copy
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from dispatcher import errors
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import names, templates
+from dispatcher.backends.kube.jobs import hardening, names, templates
 from wire import channel, sidecar_env
 
 BIN_VOLUME = "crucible-bin"
@@ -51,7 +51,6 @@ PROGRAM_PATH = f"{RUN_DIR}/program.py"
 RUN_VOLUME_SIZE = "1Mi"
 INIT_CONTAINER = "crucible-wrapper-copy"
 SIDECAR_CONTAINER = "crucible-sidecar"
-ANNOTATION_VALUE_MAX = 4096
 # Kueue admits a suspended Job that carries this label through that LocalQueue.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
@@ -80,26 +79,6 @@ class Target:
     program_path: str | None = None
 
 
-def label_problems(
-    labels: Mapping[str, str], config: kube_config.KubernetesConfig
-) -> dict[str, str]:
-    """One message per user label that cannot be placed (the API's 422 details)."""
-    found: dict[str, str] = {}
-    for key, value in labels.items():
-        field = f"labels.{key[:64]}"
-        if not names.is_label_name(key):
-            found[field] = "key must be 1-63 chars of [A-Za-z0-9-_.], alphanumeric at both ends"
-        elif config.user_labels_as == "labels" and not names.is_label_value(value):
-            found[field] = "value must be <= 63 chars of [A-Za-z0-9-_.], alphanumeric at both ends"
-        elif len(value) > ANNOTATION_VALUE_MAX:
-            found[field] = f"value must be <= {ANNOTATION_VALUE_MAX} chars"
-    return found
-
-
-def active_deadline_seconds(timeout_seconds: float, config: kube_config.KubernetesConfig) -> int:
-    return math.ceil(timeout_seconds + config.grace_seconds + config.deadline_margin_seconds)
-
-
 def instrument(
     job: dict[str, Any],
     target: Target,
@@ -109,15 +88,16 @@ def instrument(
 ) -> dict[str, Any]:
     """A new, instrumented Job; ``job`` is not modified. ``sidecar_env`` adds
     ``CRUCIBLE_SIDECAR_*`` settings (stream limits, log level) to the sidecar."""
-    problems = label_problems(target.labels, config)
+    problems = names.label_problems(target.labels, config.user_labels_as)
     if problems:
         raise errors.InvalidRequestError("invalid labels", details=problems)
     job = copy.deepcopy(job)
-    _check_template(job)
-    _set_metadata(job, target, config)
-    _set_job_spec(job, target, config)
     pod: dict[str, Any] = job["spec"]["template"]["spec"]
-    _set_pod_spec(pod, config)
+    hardening.check_template(pod, reserved_volumes=RESERVED_VOLUMES, reserved_root=MOUNT_ROOT)
+    _set_metadata(job, target, config)
+    hardening.bound_job(job["spec"], target.timeout_seconds, config)
+    _queue_in_kueue(job, config)
+    hardening.harden_pod(pod, config)
     _add_volumes(pod, config)
     main = _find(pod["containers"], target.main_container)
     _wrap_main(main, target, config)
@@ -127,7 +107,7 @@ def instrument(
         pod["containers"].append(init.pop())
     pod["initContainers"] = init + list(pod.get("initContainers") or [])
     for container in pod["containers"] + pod["initContainers"]:
-        _restrict(container)
+        hardening.restrict(container)
     return job
 
 
@@ -138,57 +118,11 @@ def _find(containers: list[dict[str, Any]], name: str) -> dict[str, Any]:
     raise errors.TemplateError(f"main container {name!r} not found")
 
 
-def _vols(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {v.get("name", ""): v for v in pod.get("volumes") or []}
-
-
-def _check_template(job: dict[str, Any]) -> None:
-    """Reject what crucible would silently break, or what breaks "restricted" on purpose."""
-    pod = job["spec"]["template"]["spec"]
-    for flag in ("hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"):
-        if pod.get(flag):
-            raise errors.TemplateError(f"the pod sets {flag}: not allowed for evaluations")
-    for name, volume in _vols(pod).items():
-        if name in RESERVED_VOLUMES:
-            raise errors.TemplateError(f"volume name {name!r} is reserved for crucible")
-        if "hostPath" in volume:
-            raise errors.TemplateError(f"volume {name!r} is a hostPath: not allowed")
-        sources = (volume.get("projected") or {}).get("sources") or []
-        if any("serviceAccountToken" in s for s in sources):
-            raise errors.TemplateError(f"volume {name!r} projects a service-account token")
-    for container in pod["containers"] + list(pod.get("initContainers") or []):
-        _check_container(container)
-
-
-def _check_container(container: dict[str, Any]) -> None:
-    name = str(container.get("name", ""))
-    if name.startswith("crucible-"):
-        raise errors.TemplateError(f"container name {name!r}: the crucible- prefix is reserved")
-    for mount in container.get("volumeMounts") or []:
-        path = str(mount.get("mountPath", "")).rstrip("/")
-        if path == MOUNT_ROOT or path.startswith(MOUNT_ROOT + "/"):
-            raise errors.TemplateError(f"{name}: mountPath {path} is reserved for crucible")
-    if any(p.get("hostPort") for p in container.get("ports") or []):
-        raise errors.TemplateError(f"{name}: hostPort is not allowed")
-    if (container.get("securityContext") or {}).get("runAsUser") == 0:
-        raise errors.TemplateError(f"{name}: runAsUser 0 breaks Pod Security 'restricted'")
-
-
-def _crucible_labels(target: Target, config: kube_config.KubernetesConfig) -> dict[str, str]:
-    return {
-        names.LABEL_MANAGED_BY: names.MANAGED_BY,
-        names.LABEL_INSTANCE: config.instance,
-        names.LABEL_EVAL_ID: names.eval_label(target.eval_id),
-        # A DNS label or "" (an operator's own): selectable per tenant (quotas, cleanup).
-        names.LABEL_TENANT: names.tenant_label(target.eval_id),
-    }
-
-
 def _set_metadata(
     job: dict[str, Any], target: Target, config: kube_config.KubernetesConfig
 ) -> None:
     user = {names.USER_PREFIX + k: v for k, v in target.labels.items()}
-    ours = _crucible_labels(target, config)
+    ours = names.crucible_labels(target.eval_id, config.instance)
     notes = {
         names.ANNOTATION_EVAL_ID: target.eval_id,
         names.ANNOTATION_CREATED_AT: target.created_at,
@@ -207,50 +141,17 @@ def _set_metadata(
     pod_template["metadata"]["annotations"][names.ANNOTATION_DEFAULT_CONTAINER] = (
         target.main_container
     )
-    if config.kueue_queue_name:
-        # On the Job only: Kueue manages the Job, and its pod follows the Job.
-        job["metadata"]["labels"][KUEUE_QUEUE_LABEL] = config.kueue_queue_name
     job["metadata"]["name"] = target.job_name
     job["metadata"]["namespace"] = config.namespace
     job["metadata"].pop("generateName", None)
 
 
-def _set_job_spec(
-    job: dict[str, Any], target: Target, config: kube_config.KubernetesConfig
-) -> None:
-    spec = job["spec"]
-    for key in ("selector", "manualSelector", "suspend", "completionMode", "backoffLimitPerIndex"):
-        spec.pop(key, None)
-    spec["backoffLimit"] = 0
-    spec["completions"] = 1
-    spec["parallelism"] = 1
-    spec["activeDeadlineSeconds"] = active_deadline_seconds(target.timeout_seconds, config)
-    spec["ttlSecondsAfterFinished"] = config.ttl_seconds_after_finished
+def _queue_in_kueue(job: dict[str, Any], config: kube_config.KubernetesConfig) -> None:
     if config.kueue_queue_name:
+        # On the Job only: Kueue manages the Job, and its pod follows the Job.
+        job["metadata"]["labels"][KUEUE_QUEUE_LABEL] = config.kueue_queue_name
         # Created suspended, Kueue unsuspends it once admitted; the deadline counts from then.
-        spec["suspend"] = True
-
-
-def _set_pod_spec(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> None:
-    pod["restartPolicy"] = "Never"
-    pod["automountServiceAccountToken"] = False
-    pod["enableServiceLinks"] = False  # no service addresses in the env of untrusted code
-    pod["shareProcessNamespace"] = False  # the sidecar's password must stay out of reach
-    pod["serviceAccountName"] = (
-        config.service_account_name or pod.get("serviceAccountName") or "default"
-    )
-    pod.pop("serviceAccount", None)  # deprecated alias that could contradict the above
-    pod.setdefault("terminationGracePeriodSeconds", config.termination_grace_period_seconds)
-    security = pod.get("securityContext") or {}
-    security["runAsNonRoot"] = True
-    if security.get("runAsUser") == 0:
-        raise errors.TemplateError("the pod sets runAsUser 0: breaks Pod Security 'restricted'")
-    if config.run_as_user is not None and "runAsUser" not in security:
-        security["runAsUser"] = config.run_as_user
-        security.setdefault("runAsGroup", config.run_as_user)
-        security.setdefault("fsGroup", config.run_as_user)
-    security.setdefault("seccompProfile", {"type": "RuntimeDefault"})
-    pod["securityContext"] = security
+        job["spec"]["suspend"] = True
 
 
 def _add_volumes(pod: dict[str, Any], config: kube_config.KubernetesConfig) -> None:
@@ -346,19 +247,3 @@ def _sidecar(
         # the ACK), which is sooner than any probe period and costs no exec in the sidecar.
         container["restartPolicy"] = "Always"
     return container
-
-
-def _restrict(container: dict[str, Any]) -> None:
-    """Pod Security "restricted" for one container; crucible's own get a read-only root too."""
-    security = container.get("securityContext") or {}
-    security["allowPrivilegeEscalation"] = False
-    security["privileged"] = False
-    security["runAsNonRoot"] = True
-    security["capabilities"] = {"drop": ["ALL"]}
-    if (security.get("seccompProfile") or {}).get("type") != "Localhost":
-        security["seccompProfile"] = {"type": "RuntimeDefault"}
-    if str(container.get("name", "")).startswith("crucible-"):
-        security["readOnlyRootFilesystem"] = True
-    else:
-        security.setdefault("readOnlyRootFilesystem", True)
-    container["securityContext"] = security

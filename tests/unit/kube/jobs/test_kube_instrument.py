@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from dispatcher import errors
 from dispatcher.api import ingest
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import instrument, names, templates
+from dispatcher.backends.kube.jobs import instrument, names, templates
 from tests.unit.kube import kube_samples
 from wire import channel
 from wire import ingest as wire_ingest

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from dispatcher.backends.kube import config as kube_config
-from dispatcher.backends.kube import instrument, names
+from dispatcher.backends.kube.jobs import instrument, names
 from wire import events
 
 EventType = events.EventType

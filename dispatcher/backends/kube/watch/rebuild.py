@@ -15,7 +15,8 @@ from typing import Any
 
 import redis.asyncio
 
-from dispatcher.backends.kube import names, verdicts
+from dispatcher.backends.kube.jobs import names
+from dispatcher.backends.kube.watch import verdicts
 from dispatcher.store import records
 from dispatcher.store.store import Store
 from wire import keys, tenancy

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher import errors, user_env
-from dispatcher.backends.kube import templates
+from dispatcher.backends.kube.jobs import templates
 from tests.unit.kube import kube_samples
 
 FRAGMENTS = [

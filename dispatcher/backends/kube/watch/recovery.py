@@ -18,8 +18,10 @@ import redis.asyncio
 import redis.exceptions
 
 from dispatcher import errors
-from dispatcher.backends.kube import client, names, rebuild, verdicts
+from dispatcher.backends.kube import client
 from dispatcher.backends.kube import config as kube_config
+from dispatcher.backends.kube.jobs import names
+from dispatcher.backends.kube.watch import rebuild, verdicts
 from dispatcher.store import connect
 from dispatcher.store.store import Store
 from wire import keys

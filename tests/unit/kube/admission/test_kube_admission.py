@@ -13,7 +13,8 @@ import pytest
 import redis.asyncio
 
 from dispatcher import errors, settings
-from dispatcher.backends.kube import admission_queue, names
+from dispatcher.backends.kube.admission.queue import AdmissionQueue, Admitted, Limits
+from dispatcher.backends.kube.jobs import names
 from dispatcher.store import publish, records
 from dispatcher.store.consumer import Consumer
 from dispatcher.store.store import Store
@@ -25,9 +26,9 @@ from wire import events, keys
 
 def queue(
     client: redis.asyncio.Redis, max_running: int = 0, max_queued: int = 0, **caps: int
-) -> admission_queue.AdmissionQueue:
-    limits = admission_queue.Limits(max_running, max_queued, (caps.pop("default", 0), caps))
-    return admission_queue.AdmissionQueue(client, limits)
+) -> AdmissionQueue:
+    limits = Limits(max_running, max_queued, (caps.pop("default", 0), caps))
+    return AdmissionQueue(client, limits)
 
 
 async def record(store: Store, eval_id: str) -> None:
@@ -53,7 +54,7 @@ async def end(store: Store, publisher: publish.Publisher, eval_id: str) -> None:
     await store.sync(eval_id)
 
 
-def ids(taken: list[admission_queue.Admitted]) -> list[str]:
+def ids(taken: list[Admitted]) -> list[str]:
     return [a.submission.eval_id for a in taken]
 
 

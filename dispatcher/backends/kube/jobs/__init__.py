@@ -1,0 +1,1 @@
+"""A Job before it is created: the operator's template, crucible's names, instrumentation."""

@@ -1,0 +1,1 @@
+"""What happened to Jobs once created: reconciler, verdicts, recovery, rebuilds, cancels."""
