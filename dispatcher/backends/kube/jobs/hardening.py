@@ -14,7 +14,8 @@ from typing import Any
 from dispatcher import errors
 from dispatcher.backends.kube import config as kube_config
 
-# Containers named so are crucible's own (``instrument`` adds them); a template's may not be.
+# Containers and volumes named so are crucible's own (``instrument`` adds them); a template's
+# may not be, so a name crucible adds later can never meet one an operator chose.
 OWN_PREFIX = "crucible-"
 
 
@@ -22,18 +23,16 @@ def active_deadline_seconds(timeout_seconds: float, config: kube_config.Kubernet
     return math.ceil(timeout_seconds + config.grace_seconds + config.deadline_margin_seconds)
 
 
-def check_template(
-    pod: dict[str, Any], *, reserved_volumes: frozenset[str], reserved_root: str
-) -> None:
-    """Reject what crucible would silently break (the names and paths it adds, which
-    ``instrument`` passes), or what breaks "restricted" on purpose."""
+def check_template(pod: dict[str, Any], *, reserved_root: str) -> None:
+    """Reject what crucible would silently break (its names, and the mount root ``instrument``
+    passes), or what breaks "restricted" on purpose."""
     for flag in ("hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"):
         if pod.get(flag):
             raise errors.TemplateError(f"the pod sets {flag}: not allowed for evaluations")
     for volume in pod.get("volumes") or []:
         name = volume.get("name", "")
-        if name in reserved_volumes:
-            raise errors.TemplateError(f"volume name {name!r} is reserved for crucible")
+        if name.startswith(OWN_PREFIX):
+            raise errors.TemplateError(f"volume name {name!r}: the crucible- prefix is reserved")
         if "hostPath" in volume:
             raise errors.TemplateError(f"volume {name!r} is a hostPath: not allowed")
         sources = (volume.get("projected") or {}).get("sources") or []

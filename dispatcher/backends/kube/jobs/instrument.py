@@ -36,7 +36,6 @@ from wire import channel, sidecar_env
 BIN_VOLUME = "crucible-bin"
 RUN_VOLUME = "crucible-run"
 SPOOL_VOLUME = "crucible-spool"
-RESERVED_VOLUMES = frozenset({BIN_VOLUME, RUN_VOLUME, SPOOL_VOLUME})
 MOUNT_ROOT = "/crucible"
 BIN_DIR = "/crucible/bin"
 RUN_DIR = channel.DEFAULT_RUN_DIR
@@ -93,7 +92,7 @@ def instrument(
         raise errors.InvalidRequestError("invalid labels", details=problems)
     job = copy.deepcopy(job)
     pod: dict[str, Any] = job["spec"]["template"]["spec"]
-    hardening.check_template(pod, reserved_volumes=RESERVED_VOLUMES, reserved_root=MOUNT_ROOT)
+    hardening.check_template(pod, reserved_root=MOUNT_ROOT)
     _set_metadata(job, target, config)
     hardening.bound_job(job["spec"], target.timeout_seconds, config)
     _queue_in_kueue(job, config)

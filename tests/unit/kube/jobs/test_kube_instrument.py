@@ -294,7 +294,8 @@ def test_where_the_template_places_its_pods_is_kept() -> None:
     ("patch", "message"),
     [
         (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
-        (lambda pod: pod["volumes"].append({"name": "crucible-run", "emptyDir": {}}), "reserved"),
+        (lambda pod: pod["volumes"].append({"name": "crucible-run", "emptyDir": {}}), "prefix"),
+        (lambda pod: pod["volumes"].append({"name": "crucible-x", "emptyDir": {}}), "prefix"),
         (lambda pod: pod["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
         (
             lambda pod: pod["volumes"].append(
