@@ -2,6 +2,7 @@
 commands, and the event streams (each holds a Redis connection in a blocking read)."""
 
 import asyncio
+import contextlib
 import os
 import pathlib
 import sys
@@ -92,10 +93,20 @@ async def test_a_slow_loris_head_is_cut_off(tmp_path: pathlib.Path, redis_url: s
                 writer.write(b"X-Slow: 1\r\n")
 
         trickling = asyncio.create_task(trickle())
-        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+        assert await asyncio.wait_for(_read_until_closed(reader), 5) == b""  # nothing answered
         assert asyncio.get_running_loop().time() - started < 2
         trickling.cancel()
         writer.close()
     finally:
         server.terminate()
         assert await server.wait() == 0  # SIGTERM still ends it cleanly
+
+
+async def _read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What arrived before the server closed. A close while the client's trickled lines sit
+    unread in the server's socket is a reset rather than an end of stream: closed either way."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await reader.read(4096):
+            received += chunk
+    return received
