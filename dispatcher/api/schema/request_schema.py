@@ -13,7 +13,8 @@ import pydantic
 
 from dispatcher import quantities, user_env
 from dispatcher.api.schema import patterns, requests
-from dispatcher.settings import TIMEOUT_SECONDS_MIN, DispatcherSettings
+from dispatcher.api.schema.limits import TIMEOUT_SECONDS_MIN
+from dispatcher.settings import DispatcherSettings
 
 _TEXT = {"type": "string", "pattern": patterns.TEXT}
 # What the pattern cannot say: it speaks of code points, and JSON can spell a lone surrogate.

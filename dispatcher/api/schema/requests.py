@@ -15,8 +15,9 @@ import pydantic
 
 from dispatcher import quantities, user_env
 from dispatcher.api.schema import fields, patterns, problems
+from dispatcher.api.schema.limits import TIMEOUT_SECONDS_MIN
 from dispatcher.backends import base
-from dispatcher.settings import TIMEOUT_SECONDS_MIN, DispatcherSettings
+from dispatcher.settings import DispatcherSettings
 from dispatcher.store import records
 
 EVAL_ID_PATTERN = patterns.EVAL_ID

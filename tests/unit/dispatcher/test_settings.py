@@ -74,7 +74,8 @@ def test_every_field_is_documented():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 
     check(DispatcherSettings)
-    from dispatcher.settings import ConsumerConfig, Limits
+    from dispatcher.api.schema.limits import Limits
+    from dispatcher.settings import ConsumerConfig
 
     check(Limits)
     check(ConsumerConfig)
