@@ -1,5 +1,4 @@
 import copy
-from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -8,86 +7,19 @@ from hypothesis import strategies as st
 
 from dispatcher import errors
 from dispatcher.api import ingest
-from dispatcher.backends.kube import config as kube_config
 from dispatcher.backends.kube.jobs import instrument, names, templates
 from tests.unit.kube import kube_samples
+from tests.unit.kube.jobs.instrumented import (
+    CONFIG,
+    TEMPLATE,
+    by_name,
+    every_container,
+    job,
+    pod_of,
+    target,
+)
 from wire import channel
 from wire import ingest as wire_ingest
-
-CONFIG = kube_config.KubernetesConfig(
-    namespace="evals",
-    service_account_name="crucible-evaluation",
-    platform_image="registry.example/crucible:1.2.3",
-)
-TEMPLATE = templates.load(str(kube_samples.CHART_TEMPLATE))
-
-
-def target(**overrides: Any) -> instrument.Target:
-    base: dict[str, Any] = {
-        "eval_id": "eval-1",
-        "job_name": names.job_name("eval-1"),
-        "timeout_seconds": 30.0,
-        "labels": {"team": "ml"},
-        "created_at": "2026-01-01T00:00:00Z",
-        "main_container": "evaluation",
-    }
-    base.update(overrides)
-    return instrument.Target(**base)
-
-
-def job(config: kube_config.KubernetesConfig = CONFIG, **overrides: Any) -> dict[str, Any]:
-    rendered = TEMPLATE.render(kube_samples.values(command=["python", "-c", "print(1)"]))
-    return instrument.instrument(rendered, target(**overrides), config)
-
-
-def pod_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    pod: dict[str, Any] = manifest["spec"]["template"]["spec"]
-    return pod
-
-
-def every_container(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    pod = pod_of(manifest)
-    return list(pod["containers"]) + list(pod.get("initContainers") or [])
-
-
-def by_name(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in every_container(manifest) if c["name"] == name)
-
-
-@pytest.mark.parametrize("mode", ["native", "plain"])
-def test_every_container_meets_pod_security_restricted(mode: str) -> None:
-    manifest = job(CONFIG.model_copy(update={"sidecar_mode": mode}))
-    pod = pod_of(manifest)
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert len(every_container(manifest)) == 3
-    for container in every_container(manifest):
-        security = container["securityContext"]
-        assert security["allowPrivilegeEscalation"] is False
-        assert security["privileged"] is False
-        assert security["runAsNonRoot"] is True
-        assert security["capabilities"] == {"drop": ["ALL"]}
-        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert security["readOnlyRootFilesystem"] is True
-
-
-def test_template_capabilities_and_privilege_are_overridden() -> None:
-    rendered = TEMPLATE.render(kube_samples.values())
-    main = templates.containers(rendered)[0]
-    main["securityContext"] = {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}
-    manifest = instrument.instrument(rendered, target(), CONFIG)
-    security = by_name(manifest, "evaluation")["securityContext"]
-    assert security["privileged"] is False
-    assert security["capabilities"] == {"drop": ["ALL"]}
-
-
-def test_no_service_account_token_and_the_configured_account() -> None:
-    pod = pod_of(job())
-    assert pod["automountServiceAccountToken"] is False
-    assert pod["serviceAccountName"] == "crucible-evaluation"
-    assert pod["enableServiceLinks"] is False
-    assert pod["shareProcessNamespace"] is False
-    assert pod["restartPolicy"] == "Never"
 
 
 def test_pods_hold_no_secret_and_the_sidecar_only_its_own_ingest_token() -> None:
@@ -157,17 +89,6 @@ def test_template_args_follow_the_command_after_the_separator() -> None:
     rendered = templates.parse(text).render(kube_samples.values(command=["-c", "pass"]))
     main = templates.containers(instrument.instrument(rendered, target(), CONFIG))[0]
     assert main["command"][-5:] == ["--", "python", "-u", "-c", "pass"]
-
-
-@pytest.mark.parametrize(("timeout", "grace", "margin", "want"), [(30, 5, 30, 65), (0.5, 0, 0, 1)])
-def test_active_deadline_is_timeout_plus_grace_plus_margin(
-    timeout: float, grace: float, margin: int, want: int
-) -> None:
-    config = CONFIG.model_copy(update={"grace_seconds": grace, "deadline_margin_seconds": margin})
-    spec = job(config, timeout_seconds=timeout)["spec"]
-    assert spec["activeDeadlineSeconds"] == want
-    assert spec["backoffLimit"] == 0
-    assert spec["ttlSecondsAfterFinished"] == CONFIG.ttl_seconds_after_finished
 
 
 def test_native_sidecar_starts_first_and_the_wrapper_waits_for_its_socket() -> None:
@@ -254,70 +175,6 @@ def test_instrumenting_does_not_modify_the_rendered_job() -> None:
     before = copy.deepcopy(rendered)
     instrument.instrument(rendered, target(), CONFIG)
     assert rendered == before
-
-
-def test_where_the_template_places_its_pods_is_kept() -> None:
-    """Evaluations on nodes of their own (docs/kubernetes.md): the template's placement reaches
-    the Job as written."""
-    rendered = TEMPLATE.render(kube_samples.values())
-    placement = {
-        "nodeSelector": {"crucible.dev/evaluations": "true"},
-        "tolerations": [
-            {"key": "crucible.dev/evaluations", "operator": "Exists", "effect": "NoSchedule"}
-        ],
-        "affinity": {
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "labelSelector": {
-                            "matchExpressions": [
-                                {
-                                    "key": "app.kubernetes.io/component",
-                                    "operator": "In",
-                                    "values": ["dispatcher", "redis"],
-                                }
-                            ]
-                        },
-                        "topologyKey": "kubernetes.io/hostname",
-                    }
-                ]
-            }
-        },
-        "priorityClassName": "evaluations",
-    }
-    rendered["spec"]["template"]["spec"].update(copy.deepcopy(placement))
-    pod = pod_of(instrument.instrument(rendered, target(), CONFIG))
-    assert {key: pod.get(key) for key in placement} == placement
-
-
-@pytest.mark.parametrize(
-    ("patch", "message"),
-    [
-        (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
-        (lambda pod: pod["volumes"].append({"name": "crucible-run", "emptyDir": {}}), "prefix"),
-        (lambda pod: pod["volumes"].append({"name": "crucible-x", "emptyDir": {}}), "prefix"),
-        (lambda pod: pod["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
-        (
-            lambda pod: pod["volumes"].append(
-                {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
-            ),
-            "service-account token",
-        ),
-        (
-            lambda pod: pod["containers"][0]["volumeMounts"].append(
-                {"name": "tmp", "mountPath": "/crucible/x"}
-            ),
-            "reserved",
-        ),
-        (lambda pod: pod["containers"].append({"name": "crucible-x", "image": "i"}), "prefix"),
-        (lambda pod: pod.update(securityContext={"runAsUser": 0}), "runAsUser 0"),
-    ],
-)
-def test_templates_crucible_would_break_are_refused(patch: Any, message: str) -> None:
-    rendered = TEMPLATE.render(kube_samples.values())
-    patch(rendered["spec"]["template"]["spec"])
-    with pytest.raises(errors.TemplateError, match=message):
-        instrument.instrument(rendered, target(), CONFIG)
 
 
 @pytest.mark.parametrize("mode", ["native", "plain"])
