@@ -5,16 +5,18 @@
 Scenarios: a program writing 64 KiB blocks, its stdout a pipe the benchmark drains (as a
 container runtime does for ``kubectl logs``) or /dev/null; a program printing 128-byte lines (a
 more typical producer); the wrapper's start-up cost on ``true``. The wrapped runs talk to a
-channel server in this process (a stand-in for the sidecar: it ACKs each HELLO and drains the
-frames), so they pay for the connect, the handshake and the capped copy onto the socket. As a
-reference, the block writer through ``| cat``: what one extra pipe hop costs without any
-wrapper. Wrapped and unwrapped runs alternate so that background load hits both alike. Prints
-the figures and writes them to ``bench/results/wrapper_overhead.json``. Nothing is asserted:
-timings vary by machine.
+channel server in a process of its own (a stand-in for the sidecar: it ACKs each HELLO and
+drains the frames), so they pay for the connect, the handshake and the capped copy onto the
+socket. As a reference, the block writer through ``| cat``: what one extra pipe hop costs
+without any wrapper. Wrapped and unwrapped runs alternate so that background load hits both
+alike. Prints the figures and writes them to ``bench/results/wrapper_overhead.json``. Nothing
+is asserted: timings vary by machine.
 """
 
 import argparse
 import json
+import multiprocessing
+import multiprocessing.sharedctypes
 import os
 import platform
 import socket
@@ -45,39 +47,55 @@ LINE_PRINTER = "line = 'y' * 127\nfor _ in range({lines}):\n    print(line)\n"
 
 
 class ChannelServer:
-    """Accepts wrapper connections one after another, ACKs each HELLO and drains the frames."""
+    """Accepts wrapper connections one after another, ACKs each HELLO and drains the frames.
+
+    It serves from a process of its own, as the sidecar does: a thread of this one would take
+    the GIL from the loop draining the command's stdout (the runtime's stand-in), and the
+    wrapped runs would pay for the benchmark's own contention (wrapped times were bimodal)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.last_stdout_bytes = 0
+        self._stdout_bytes = multiprocessing.Value("q", 0)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(path)
         self._listener.listen(8)
-        threading.Thread(target=self._serve, daemon=True).start()
+        # Forked before the benchmark starts any thread, with the bound socket.
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_serve, args=(self._listener, self._stdout_bytes), daemon=True
+        )
+        self._process.start()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
-
-    def _drain(self, conn: socket.socket) -> None:
-        buffer = bytearray(channel.MAX_FRAME)
-        stdout_bytes = 0
-        with conn:
-            while header := _read(conn, buffer, channel.HEADER.size):
-                kind, length = channel.parse_header(bytes(header))
-                payload = _read(conn, buffer, length)
-                if kind == channel.HELLO:
-                    conn.sendall(channel.json_frame(channel.ACK, {"v": channel.VERSION}))
-                elif kind == channel.STDOUT:
-                    stdout_bytes += len(payload)
-        self.last_stdout_bytes = stdout_bytes
+    @property
+    def last_stdout_bytes(self) -> int:
+        """The stdout bytes the last connection to end carried."""
+        return int(self._stdout_bytes.value)
 
     def close(self) -> None:
+        self._process.terminate()
+        self._process.join()
         self._listener.close()
+
+
+def _serve(
+    listener: socket.socket, stdout_bytes: "multiprocessing.sharedctypes.Synchronized[int]"
+) -> None:
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_drain, args=(conn, stdout_bytes), daemon=True).start()
+
+
+def _drain(conn: socket.socket, last: "multiprocessing.sharedctypes.Synchronized[int]") -> None:
+    buffer = bytearray(channel.MAX_FRAME)
+    stdout_bytes = 0
+    with conn:
+        while header := _read(conn, buffer, channel.HEADER.size):
+            kind, length = channel.parse_header(bytes(header))
+            payload = _read(conn, buffer, length)
+            if kind == channel.HELLO:
+                conn.sendall(channel.json_frame(channel.ACK, {"v": channel.VERSION}))
+            elif kind == channel.STDOUT:
+                stdout_bytes += len(payload)
+    last.value = stdout_bytes
 
 
 def _read(conn: socket.socket, buffer: bytearray, size: int) -> memoryview:
