@@ -98,7 +98,6 @@ async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) 
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await local_serve.wait_ready(session, base, server)
         await seed(session, base, redis_url, args.evaluations)
         await asyncio.sleep(1)
         idle = rss_mib(server.pid)

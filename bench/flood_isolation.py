@@ -76,14 +76,13 @@ async def flood_forever(
     return i
 
 
-async def run(args: argparse.Namespace, base: str, redis_url: str, server: Any) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str, redis_url: str) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(redis_url)
     subscriber = latency.Subscriber(client)
     await subscriber.start()
     prefix = f"flood-bench-{os.getpid()}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-            await local_serve.wait_ready(session, base, server)
             await latency.one_evaluation(session, base, subscriber, f"{prefix}-warm-up")
             phases = {"alone": await quiet_phase(session, base, subscriber, prefix, args.count)}
             flood_runs = 0
@@ -124,11 +123,11 @@ def main() -> None:
         EmbeddedRedis(Path(os.environ.get("TMPDIR", "/tmp")) / f"flood-{os.getpid()}") as redis_,
         local_serve.serve(redis_.url, CRUCIBLE_LOCAL__CONCURRENCY=str(args.flooders + 1)) as (
             base,
-            server,
+            _,
         ),
     ):
         started = time.monotonic()
-        result = asyncio.run(run(args, base, redis_.url, server))
+        result = asyncio.run(run(args, base, redis_.url))
     result["seconds"] = round(time.monotonic() - started, 1)
     result["load_average_1m_after"] = os.getloadavg()[0]
     print(f"flood isolation: {args.flooders} flooders, {result['load_evaluations']} load runs")

@@ -64,7 +64,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -197,9 +196,7 @@ async def floor(
     return latencies, from_reap
 
 
-async def run(
-    count: int, concurrency: int, base: str, redis_url: str, server: subprocess.Popen[bytes]
-) -> dict[str, Any]:
+async def run(count: int, concurrency: int, base: str, redis_url: str) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(redis_url)
     subscriber = Subscriber(client)
     await subscriber.start()
@@ -207,7 +204,6 @@ async def run(
     slots = asyncio.Semaphore(concurrency)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-            await local_serve.wait_ready(session, base, server)
             prefix = f"bench-{os.getpid()}-c{concurrency}"
             await one_evaluation(session, base, subscriber, f"{prefix}-warm-up")  # not counted
             load_before = os.getloadavg()[0]
@@ -256,8 +252,8 @@ def run_level(args: argparse.Namespace, concurrency: int, redis_url: str) -> dic
         redis_url,
         CRUCIBLE_LOCAL__CONCURRENCY=str(concurrency),
         CRUCIBLE_LOCAL__QUEUE_SIZE=str(args.count + 10),
-    ) as (base, server):
-        return asyncio.run(run(args.count, concurrency, base, redis_url, server))
+    ) as (base, _):
+        return asyncio.run(run(args.count, concurrency, base, redis_url))
 
 
 def main() -> None:

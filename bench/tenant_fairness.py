@@ -93,13 +93,10 @@ async def drain(session: aiohttp.ClientSession, base: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run(
-    args: argparse.Namespace, base: str, server: subprocess.Popen[bytes]
-) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await local_serve.wait_ready(session, base, server)
         await one_end(session, base, "warm-up")
         alone = [await one_end(session, base, f"alone-{i}") for i in range(args.count)]
         during: list[float] = []
@@ -127,8 +124,8 @@ def main() -> None:
         CRUCIBLE_API_TOKENS=TOKENS,
         CRUCIBLE_LOCAL__CONCURRENCY=str(args.concurrency),
         CRUCIBLE_LOCAL__QUEUE_SIZE=str(args.burst + 10),
-    ) as (base, server, _):
-        found = asyncio.run(run(args, base, server))
+    ) as (base, _, _):
+        found = asyncio.run(run(args, base))
     alone, during = stats.summary(found["alone"]), stats.summary(found["during"])
     result = {
         "benchmark": "tenant_fairness",

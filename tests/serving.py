@@ -16,6 +16,15 @@ CRUCIBLE = [sys.executable, "-c", "import sys; from dispatcher.cli import main; 
 def serving(env: Mapping[str, str], log_path: pathlib.Path, *args: str) -> Iterator[str]:
     """Run ``crucible serve ARGS`` with ``env`` (its port in ``CRUCIBLE_PORT`` or ``args``),
     logging to ``log_path``; yield its URL once ``/readyz`` answers 200, stop it after."""
+    with serving_process(env, log_path, *args) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serving_process(
+    env: Mapping[str, str], log_path: pathlib.Path, *args: str
+) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """``serving``, and the server's process (for those who watch it, e.g. its memory)."""
     port = env.get("CRUCIBLE_PORT") or args[args.index("--port") + 1]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -24,7 +33,7 @@ def serving(env: Mapping[str, str], log_path: pathlib.Path, *args: str) -> Itera
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log_path)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -3,6 +3,8 @@
 
 from typing import Any
 
+from dispatcher.backends.base import CODE_COMMAND
+
 
 def manifest(name: str, image: str, code: str) -> dict[str, Any]:
     """``code`` run by ``image``'s python as a Job of its own, with the chart's default CPU
@@ -34,7 +36,7 @@ def manifest(name: str, image: str, code: str) -> dict[str, Any]:
                             "name": "evaluation",
                             "image": image,
                             "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-u", "-c", code],
+                            "command": [*CODE_COMMAND, code],
                             "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}},
                             "securityContext": restricted,
                         }

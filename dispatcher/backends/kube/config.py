@@ -13,6 +13,8 @@ import pydantic
 Quantity = Annotated[
     str, pydantic.StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9.]+[A-Za-z]{0,2}$")
 ]
+# Where a submission's labels go on its Job and Pod.
+UserLabelsAs = Literal["labels", "annotations"]
 
 
 class ContainerResources(pydantic.BaseModel):
@@ -142,7 +144,7 @@ class KubernetesConfig(pydantic.BaseModel):
     """How long the wrapper waits for the sidecar's socket and ACK; past it, it exits 125 and
     runs nothing (the evaluation fails with the reason)."""
 
-    user_labels_as: Literal["labels", "annotations"] = "labels"
+    user_labels_as: UserLabelsAs = "labels"
     """Where a submission's labels go, under the ``user.crucible.dev/`` prefix: as labels
     (selectable, values must be valid label values) or as annotations (any value)."""
 

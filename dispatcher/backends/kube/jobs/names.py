@@ -8,8 +8,9 @@ same Job (a retried submit hits AlreadyExists instead of creating a second Job).
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
+from dispatcher.backends.kube.config import UserLabelsAs
 from wire import tenancy
 
 PREFIX = "crucible.dev/"
@@ -95,9 +96,7 @@ def crucible_labels(eval_id: str, instance: str) -> dict[str, str]:
     }
 
 
-def label_problems(
-    labels: Mapping[str, str], user_labels_as: Literal["labels", "annotations"]
-) -> dict[str, str]:
+def label_problems(labels: Mapping[str, str], user_labels_as: UserLabelsAs) -> dict[str, str]:
     """One message per user label that cannot be placed as ``user_labels_as`` says (labels or
     annotations): the API's 422 details."""
     found: dict[str, str] = {}
